@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+
+/** What inspect shows of a mailbox; counts are as of `checkedAt`. */
+export interface MailboxSummary {
+  name: string;
+  messages: number;
+  unseen?: number;
+  /** Total size in bytes, where the protocol tells it cheaply (POP3 STAT). */
+  size?: number;
+  checkedAt: string;
+}
+
+/** Handed to a connector by its session. */
+export interface ConnectorContext {
+  logger: Logger;
+  /** Called at most once per connection, when an established connection is lost. */
+  onDrop: (err: unknown) => void;
+}
+
+/**
+ * One live link to a mailbox. A session owns exactly one connector and calls it one operation at a
+ * time (the session serializes), so implementations need no locking of their own.
+ *
+ * Mail actions (list, move, delete, flag, fetch, send) will be added here as further methods that take
+ * the same already-authenticated link; each protocol file implements them.
+ */
+export interface Connector {
+  /** Opens the connection and authenticates. Rejects with an AppError (see mail-errors.ts). */
+  connect(): Promise<void>;
+  /** Reads the mailbox summary from the server. */
+  summary(): Promise<MailboxSummary>;
+  /** Logs out cleanly (LOGOUT / QUIT). Never rejects; bounded in time. */
+  close(): Promise<void>;
+}

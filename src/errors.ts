@@ -1,0 +1,55 @@
+/**
+ * The one registry of stable error codes. Bots switch on `code`; the HTTP status and title come from here,
+ * and the README's error table is checked against this list by a test.
+ */
+export const errorCatalog = {
+  VALIDATION_ERROR: { status: 400, title: 'The request is not valid' },
+  MALFORMED_REQUEST: { status: 400, title: 'The request body could not be read' },
+  ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
+  SESSION_NOT_FOUND: { status: 404, title: 'No session with this name' },
+  SESSION_CONFLICT: { status: 409, title: 'A session with this name exists with other settings' },
+  SESSION_NOT_READY: { status: 409, title: 'The session is not connected' },
+  INSECURE_TLS_FORBIDDEN: { status: 422, title: 'Turning certificate verification off is not allowed on this server' },
+  UNSUPPORTED_OPTION: { status: 422, title: 'This option is not supported for this connection type' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send the body as application/json' },
+  SESSION_LIMIT_REACHED: { status: 503, title: 'The session pool is full' },
+  MAIL_AUTH_FAILED: { status: 422, title: 'The mail server rejected the credentials' },
+  MAIL_HOST_NOT_FOUND: { status: 422, title: 'The mail server host name does not resolve' },
+  MAIL_CONNECTION_REFUSED: { status: 502, title: 'The mail server refused the connection' },
+  MAIL_NETWORK_ERROR: { status: 502, title: 'The network connection to the mail server failed' },
+  MAIL_TIMEOUT: { status: 504, title: 'The mail server did not answer in time' },
+  MAIL_TLS_FAILED: { status: 502, title: 'The TLS handshake with the mail server failed' },
+  MAIL_STARTTLS_UNAVAILABLE: { status: 502, title: 'The mail server does not offer STARTTLS' },
+  MAIL_PROTOCOL_ERROR: { status: 502, title: 'The mail server answered in an unexpected way' },
+  SHUTTING_DOWN: { status: 503, title: 'The service is shutting down' },
+  INTERNAL_ERROR: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** An error with a stable code. Domain code throws these; the HTTP layer turns them into problem details. */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra problem members (e.g. `errors` for validation, `retryAfterSeconds`). Never secrets. */
+  readonly extra: Record<string, unknown>;
+
+  constructor(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(detail, options);
+    this.code = code;
+    this.status = errorCatalog[code].status;
+    this.extra = extra;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** The RFC 9457 `type` URI of a code. */
+export function problemType(code: ErrorCode): string {
+  return `urn:mail-session-broker:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}

@@ -1,0 +1,27 @@
+import { Type, type TSchema } from 'typebox';
+import { AppError } from '../errors.js';
+import type { SessionKind } from './kind.js';
+import { mailServerKind } from './mail-server.js';
+
+/** Every session kind the service knows. A new protocol is one more entry here. */
+const kinds: readonly SessionKind[] = [mailServerKind];
+
+export const sessionTypes: readonly string[] = kinds.flatMap((k) => k.types);
+
+/**
+ * The create body: one object discriminated by `type`. Written as oneOf + discriminator (rather than
+ * TypeBox's anyOf) so that a validation error speaks about the branch the caller chose.
+ */
+export const CreateSessionBody = Type.Unsafe<{ name: string; type: string } & Record<string, unknown>>({
+  type: 'object',
+  required: ['type'],
+  oneOf: kinds.flatMap((k) => k.bodies) as TSchema[],
+  discriminator: { propertyName: 'type' },
+  description: `One object discriminated by \`type\` (${sessionTypes.join(', ')}).`,
+});
+
+export function kindFor(type: string): SessionKind {
+  const kind = kinds.find((k) => k.types.includes(type));
+  if (!kind) throw new AppError('VALIDATION_ERROR', `unknown session type "${type}"`);
+  return kind;
+}

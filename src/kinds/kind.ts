@@ -1,0 +1,29 @@
+import type { TSchema } from 'typebox';
+import type { Config } from '../config.js';
+import type { Connector, ConnectorContext } from '../connectors/connector.js';
+
+/** Public, secret-free settings of a session, merged into its inspect output. */
+export type SessionSettingsView = Record<string, unknown>;
+
+/** A create request after validation and normalisation, ready to become a session. */
+export interface PreparedSession {
+  type: string;
+  /** Keyed hash of every setting including secrets: equal fingerprints mean "the same settings". */
+  fingerprint: string;
+  view: SessionSettingsView;
+  /** Extra bindings for the session's child logger (never secrets). */
+  logBindings: Record<string, unknown>;
+  createConnector(ctx: ConnectorContext): Connector;
+}
+
+/**
+ * One kind of session (a protocol family). Adding a protocol means adding one file that exports a
+ * SessionKind and listing it in kinds/index.ts.
+ */
+export interface SessionKind {
+  /** One create-body schema per `type` value this kind answers to. */
+  bodies: readonly TSchema[];
+  types: readonly string[];
+  /** Applies defaults and semantic checks; throws AppError for a client mistake. */
+  prepare(body: { type: string } & Record<string, unknown>, config: Config): PreparedSession;
+}

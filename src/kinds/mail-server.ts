@@ -1,0 +1,162 @@
+import { isIP } from 'node:net';
+import { Type, type Static } from 'typebox';
+import type { Config } from '../config.js';
+import { ImapConnector } from '../connectors/imap.js';
+import { Pop3Connector } from '../connectors/pop3.js';
+import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
+import { Secret } from '../domain/secret.js';
+import { fingerprint } from '../domain/fingerprint.js';
+import { AppError } from '../errors.js';
+import { SecretString, SessionName } from '../schemas/common.js';
+import type { PreparedSession, SessionKind } from './kind.js';
+
+/** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
+
+const Host = Type.String({
+  minLength: 1,
+  maxLength: 253,
+  pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\\.?)$',
+  description: 'Mail server host name or IP address (case-insensitive).',
+  examples: ['mail.example.com'],
+});
+
+const TlsBody = Type.Object(
+  {
+    verifyCertificate: Type.Optional(
+      Type.Boolean({
+        description:
+          'Verify the server certificate (default true). false accepts any certificate: only for self-signed test servers, and only where the server allows it (MSB_ALLOW_INSECURE_TLS).',
+      }),
+    ),
+    ca: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 65_536,
+        pattern: '-----BEGIN CERTIFICATE-----',
+        description: 'Extra trusted CA certificate(s), PEM, for this session only (added to the default trust).',
+      }),
+    ),
+    servername: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'Name to verify the certificate against (default: host).' })),
+    starttls: Type.Optional(
+      Type.Union([Type.Literal('required'), Type.Literal('opportunistic'), Type.Literal('off')], {
+        description:
+          'For secure=false: "required" (default) upgrades with STARTTLS or fails; "opportunistic" upgrades when offered; "off" stays in cleartext. POP3 supports only "off".',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'TLS options.' },
+);
+
+const TimeoutsBody = Type.Object(
+  {
+    connectMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, description: 'Connect + greeting + TLS + login (default MSB_CONNECT_TIMEOUT_MS).' })),
+    commandMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'One mail command (default MSB_COMMAND_TIMEOUT_MS).' })),
+  },
+  { additionalProperties: false },
+);
+
+function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
+  return Type.Object(
+    {
+      name: SessionName,
+      type: Type.Literal(type, { description: `"${type}": the seed's "Email server" connection over ${type.toUpperCase()}.` }),
+      host: Host,
+      port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Default ${ports}.` })),
+      secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS, the seed\'s "use secure connection (SSL/TLS)" (default true).' })),
+      username: Type.String({ minLength: 1, maxLength: 320, examples: ['bot@example.com'] }),
+      password: SecretString('Mailbox password. Never returned or logged.'),
+      tls: Type.Optional(TlsBody),
+      timeouts: Type.Optional(TimeoutsBody),
+    },
+    { additionalProperties: false, title: `${type.toUpperCase()} session` },
+  );
+}
+
+export const ImapBody = mailServerBody('imap', '993 with secure, 143 without');
+export const Pop3Body = mailServerBody('pop3', '995 with secure, 110 without');
+type MailServerBody = Static<typeof ImapBody> | Static<typeof Pop3Body>;
+
+/** Everything a mail-server connector needs. The password stays wrapped until a library needs it. */
+export interface MailServerSettings {
+  protocol: 'imap' | 'pop3';
+  host: string;
+  port: number;
+  secure: boolean;
+  username: string;
+  password: Secret;
+  tls: TlsSettings;
+  timeouts: { connectMs: number; commandMs: number };
+}
+
+const DEFAULT_PORTS = { imap: { tls: 993, plain: 143 }, pop3: { tls: 995, plain: 110 } } as const;
+
+function normaliseHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lower = bare.toLowerCase();
+  return isIP(lower) ? lower : lower.replace(/\.$/, '');
+}
+
+function tlsMode(secure: boolean, starttls: StartTlsMode): string {
+  if (secure) return 'implicit';
+  return starttls === 'off' ? 'none' : `starttls-${starttls}`;
+}
+
+function prepare(raw: { type: string } & Record<string, unknown>, config: Config): PreparedSession {
+  const body = raw as MailServerBody;
+  const protocol = body.type;
+  const secure = body.secure ?? true;
+  const starttls = body.tls?.starttls ?? 'required';
+  const verifyCertificate = body.tls?.verifyCertificate ?? true;
+  if (!verifyCertificate && !config.MSB_ALLOW_INSECURE_TLS) {
+    throw new AppError('INSECURE_TLS_FORBIDDEN', 'tls.verifyCertificate=false is refused: this server sets MSB_ALLOW_INSECURE_TLS=false; give the CA in tls.ca instead');
+  }
+  if (protocol === 'pop3' && !secure && starttls !== 'off') {
+    throw new AppError(
+      'UNSUPPORTED_OPTION',
+      'POP3 STARTTLS is not supported (node-pop3 has no STLS): use secure: true (port 995), or set tls.starttls to "off" to send the password in cleartext',
+    );
+  }
+  const settings: MailServerSettings = {
+    protocol,
+    host: normaliseHost(body.host),
+    port: body.port ?? DEFAULT_PORTS[protocol][secure ? 'tls' : 'plain'],
+    secure,
+    username: body.username,
+    password: new Secret(body.password),
+    tls: {
+      verifyCertificate,
+      starttls,
+      ...(body.tls?.ca ? { ca: body.tls.ca } : {}),
+      ...(body.tls?.servername ? { servername: body.tls.servername.toLowerCase() } : {}),
+    },
+    timeouts: {
+      connectMs: body.timeouts?.connectMs ?? config.MSB_CONNECT_TIMEOUT_MS,
+      commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
+    },
+  };
+  return {
+    type: protocol,
+    fingerprint: fingerprint({ ...settings, password: settings.password.reveal() }),
+    view: {
+      host: settings.host,
+      port: settings.port,
+      secure,
+      username: settings.username,
+      tls: {
+        mode: tlsMode(secure, starttls),
+        verifyCertificate,
+        customCa: settings.tls.ca !== undefined,
+        ...(settings.tls.servername ? { servername: settings.tls.servername } : {}),
+      },
+      timeouts: settings.timeouts,
+    },
+    logBindings: { protocol, host: settings.host, port: settings.port },
+    createConnector: (ctx) => (protocol === 'imap' ? new ImapConnector(settings, ctx) : new Pop3Connector(settings, ctx)),
+  };
+}
+
+export const mailServerKind: SessionKind = {
+  types: ['imap', 'pop3'],
+  bodies: [ImapBody, Pop3Body],
+  prepare,
+};

@@ -1,0 +1,31 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { readFileSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** The OpenAPI document built from the route schemas, served as /openapi.json and as Swagger UI at /docs. */
+export const openapiPlugin = fp(
+  async (app: FastifyInstance) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'mail-session-broker',
+          version,
+          description:
+            'Named, persistent mail sessions for automation bots. Open a session once (IMAP, POP3; EWS and Outlook to come), then refer to it by name. Every error is application/problem+json with a stable `code`.',
+        },
+        tags: [
+          { name: 'sessions', description: 'Open, inspect and close named sessions' },
+          { name: 'operations', description: 'Health, readiness and documentation' },
+        ],
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { tryItOutEnabled: true, displayRequestDuration: true } });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  },
+  { name: 'openapi' },
+);

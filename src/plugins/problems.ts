@@ -1,0 +1,90 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { AppError, errorCatalog, isAppError, problemType, type ErrorCode } from '../errors.js';
+import { sessionTypes } from '../kinds/index.js';
+import type { Problem } from '../schemas/problem.js';
+
+/** Fastify's own client errors, by their code, and what they are in our registry. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_REQUEST',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+interface ValidationItem {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+function validationErrors(err: FastifyError): { path: string; message: string }[] {
+  const context = err.validationContext ?? 'body';
+  return ((err.validation ?? []) as ValidationItem[]).map((v) => {
+    let path = v.instancePath ?? '';
+    if (typeof v.params?.tag === 'string') {
+      return { path: `/${context}${path}/${v.params.tag}`, message: `must be one of: ${sessionTypes.join(', ')}` };
+    }
+    let message = v.message ?? 'is invalid';
+    if (typeof v.params?.missingProperty === 'string') {
+      path = `${path}/${v.params.missingProperty}`;
+      message = 'is required';
+    } else if (typeof v.params?.additionalProperty === 'string') {
+      path = `${path}/${v.params.additionalProperty}`;
+      message = 'is not a known field here';
+    }
+    return { path: `/${context}${path}`, message };
+  });
+}
+
+/** Turns anything thrown into an AppError; unknown errors become INTERNAL_ERROR without their message. */
+export function toAppError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const fe = err as Partial<FastifyError>;
+  if (fe && Array.isArray(fe.validation)) {
+    const errors = validationErrors(fe as FastifyError);
+    const first = errors[0];
+    return new AppError('VALIDATION_ERROR', first ? `${first.path} ${first.message}` : 'invalid request', { errors });
+  }
+  const mapped = typeof fe?.code === 'string' ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new AppError(mapped, typeof fe.message === 'string' ? fe.message : errorCatalog[mapped].title);
+  if (err instanceof SyntaxError) return new AppError('MALFORMED_REQUEST', 'the body is not valid JSON');
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new AppError('MALFORMED_REQUEST', typeof fe.message === 'string' ? fe.message : 'bad request');
+  }
+  return new AppError('INTERNAL_ERROR', 'an unexpected error occurred; the request id is in the service log', {}, { cause: err });
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  const body: Problem = {
+    type: problemType(error.code),
+    title: errorCatalog[error.code].title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    instance: request.url.split('?')[0] ?? request.url,
+    requestId: String(request.id),
+    ...error.extra,
+  };
+  if (typeof error.extra.retryAfterSeconds === 'number') reply.header('retry-after', String(error.extra.retryAfterSeconds));
+  return reply.code(error.status).type('application/problem+json').send(body);
+}
+
+/** Every non-2xx answer, including Fastify's own and 404s, is RFC 9457 problem+json with a stable code. */
+export const problemsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((err: unknown, request, reply) => {
+      const error = toAppError(err);
+      if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+      else request.log.info({ code: error.code, detail: error.message }, 'request refused');
+      return sendProblem(request, reply, error);
+    });
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(request, reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    );
+  },
+  { name: 'problems' },
+);

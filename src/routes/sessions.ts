@@ -1,0 +1,107 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Config } from '../config.js';
+import type { SessionPool } from '../domain/pool.js';
+import { CreateSessionBody, kindFor } from '../kinds/index.js';
+import { SessionName } from '../schemas/common.js';
+import { ProblemSchema } from '../schemas/problem.js';
+import { SessionListSchema, SessionSchema } from '../schemas/session.js';
+
+export interface SessionRoutesOptions {
+  pool: SessionPool;
+  config: Config;
+}
+
+const NameParams = Type.Object({ name: SessionName });
+const problems = {
+  '4xx': ProblemSchema,
+  '5xx': ProblemSchema,
+};
+
+const imapExample = {
+  name: 'invoices',
+  type: 'imap',
+  host: 'mail.example.com',
+  port: 993,
+  secure: true,
+  username: 'bot@example.com',
+  password: 'app-password',
+};
+
+/** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config }) => {
+  app.post(
+    '/v1/sessions',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'Create a named session and connect it',
+        description:
+          'Connects and logs in before answering: 201 means the login succeeded. Creating a name that exists with the same settings returns it (200); with other settings is a 409 SESSION_CONFLICT. A session that fails to connect is not kept.',
+        body: { ...CreateSessionBody, examples: [imapExample] },
+        response: {
+          200: { ...SessionSchema, description: 'The session already existed with the same settings.' },
+          201: { ...SessionSchema, description: 'Created and connected.' },
+          ...problems,
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const prepared = kindFor(body.type).prepare(body, config);
+      const { session, created } = await pool.create(body.name, prepared);
+      reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
+      return reply.code(created ? 201 : 200).send(session.view());
+    },
+  );
+
+  app.get(
+    '/v1/sessions',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'List sessions',
+        description: 'Shows cached mailbox summaries; inspect one session for a live one.',
+        response: { 200: SessionListSchema, ...problems },
+      },
+    },
+    async () => ({ sessions: pool.list().map((s) => s.view()) }),
+  );
+
+  app.get(
+    '/v1/sessions/:name',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'Inspect a session',
+        description: `Includes a mailbox summary read from the server when the cached one is older than MSB_SUMMARY_MAX_AGE_MS (${config.MSB_SUMMARY_MAX_AGE_MS} ms here), or always with refresh=true. A mailbox that cannot be read shows in lastError; inspect itself still answers 200.`,
+        params: NameParams,
+        querystring: Type.Object({ refresh: Type.Optional(Type.Boolean({ description: 'Read the mailbox summary live.' })) }),
+        response: { 200: SessionSchema, ...problems },
+      },
+    },
+    async (request) => {
+      const session = pool.get(request.params.name);
+      session.touch();
+      await session.refresh(request.query.refresh ? 0 : config.MSB_SUMMARY_MAX_AGE_MS);
+      return session.view();
+    },
+  );
+
+  app.delete(
+    '/v1/sessions/:name',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'Close a session',
+        description: 'Logs out from the server (LOGOUT / QUIT) and removes the session from the pool.',
+        params: NameParams,
+        response: { 204: Type.Null({ description: 'Closed.' }), ...problems },
+      },
+    },
+    async (request, reply) => {
+      await pool.close(request.params.name);
+      return reply.code(204).send(null);
+    },
+  );
+};

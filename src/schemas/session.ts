@@ -1,0 +1,58 @@
+import { Type, type Static } from 'typebox';
+import { SessionName, Timestamp } from './common.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const SessionStateSchema = Type.Enum(
+  ['connecting', 'connected', 'reconnecting', 'awaiting_authorization', 'failed', 'closed'],
+  { description: 'connecting: logging in; connected: ready; reconnecting: lost and retrying; awaiting_authorization: waiting for an OAuth2 sign-in; failed: gave up (see lastError); closed: logged out.' },
+);
+
+export const MailboxSchema = Type.Object(
+  {
+    name: Type.String({ examples: ['INBOX'] }),
+    messages: Type.Integer({ minimum: 0 }),
+    unseen: Type.Optional(Type.Integer({ minimum: 0, description: 'IMAP only.' })),
+    size: Type.Optional(Type.Integer({ minimum: 0, description: 'POP3 only: total size in bytes.' })),
+    checkedAt: Timestamp,
+  },
+  { description: 'Mailbox summary as of checkedAt.' },
+);
+
+/**
+ * The session as every response shows it. The serializer emits only these properties, which is what
+ * guarantees that no secret field can ever be part of a response.
+ */
+export const SessionSchema = Type.Object(
+  {
+    name: SessionName,
+    type: Type.String({ examples: ['imap'] }),
+    state: SessionStateSchema,
+    createdAt: Timestamp,
+    connectedAt: Nullable(Timestamp),
+    lastUsedAt: Timestamp,
+    lastError: Nullable(
+      Type.Object({ code: Type.String({ examples: ['MAIL_AUTH_FAILED'] }), message: Type.String(), at: Timestamp }),
+    ),
+    host: Type.Optional(Type.String()),
+    port: Type.Optional(Type.Integer()),
+    secure: Type.Optional(Type.Boolean()),
+    username: Type.Optional(Type.String()),
+    tls: Type.Optional(
+      Type.Object({
+        mode: Type.String({ description: 'implicit, starttls-required, starttls-opportunistic or none.' }),
+        verifyCertificate: Type.Boolean(),
+        customCa: Type.Boolean(),
+        servername: Type.Optional(Type.String()),
+      }),
+    ),
+    timeouts: Type.Optional(Type.Object({ connectMs: Type.Integer(), commandMs: Type.Integer() })),
+    mailbox: Nullable(MailboxSchema),
+    warnings: Type.Array(Type.String()),
+  },
+  { title: 'Session' },
+);
+
+export type SessionResponse = Static<typeof SessionSchema>;
+
+export const SessionListSchema = Type.Object({ sessions: Type.Array(SessionSchema) }, { title: 'SessionList' });

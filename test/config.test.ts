@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+test('defaults give a config that works on a developer machine', () => {
+  const config = loadConfig({});
+  assert.equal(config.PORT, 3000);
+  assert.equal(config.HOST, '0.0.0.0');
+  assert.equal(config.LOG_LEVEL, 'info');
+});
+
+test('values are converted from strings', () => {
+  const config = loadConfig({ PORT: '8080', MSB_ALLOW_INSECURE_TLS: 'false', LOG_LEVEL: 'debug' });
+  assert.equal(config.PORT, 8080);
+  assert.equal(config.MSB_ALLOW_INSECURE_TLS, false);
+  assert.equal(config.LOG_LEVEL, 'debug');
+});
+
+test('a bad value fails fast and names the variable', () => {
+  assert.throws(() => loadConfig({ PORT: 'eighty' }), (err: unknown) => err instanceof ConfigError && /PORT="eighty"/.test(err.message));
+  assert.throws(() => loadConfig({ MSB_MAX_SESSIONS: '0' }), /MSB_MAX_SESSIONS="0"/);
+  assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL="loud"/);
+});
