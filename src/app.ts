@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { SessionPool } from './domain/pool.js';
+import type { KindServices } from './kinds/kind.js';
 import { createLogger } from './logger.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { problemsPlugin } from './plugins/problems.js';
@@ -39,6 +40,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const services: KindServices = {};
   const pool = new SessionPool({ maxSessions: config.MSB_MAX_SESSIONS, logger, mailLogLevel: config.MSB_MAIL_LOG_LEVEL });
   let accepting = true;
 
@@ -59,7 +61,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(problemsPlugin);
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
-  await app.register(sessionRoutes, { pool, config });
+  await app.register(sessionRoutes, { pool, config, services });
   return app;
 }
 

@@ -10,6 +10,7 @@ export const errorCatalog = {
   SESSION_NOT_FOUND: { status: 404, title: 'No session with this name' },
   SESSION_CONFLICT: { status: 409, title: 'A session with this name exists with other settings' },
   SESSION_NOT_READY: { status: 409, title: 'The session is not connected' },
+  AUTHORIZATION_REQUIRED: { status: 409, title: 'The session waits for an OAuth2 sign-in' },
   INSECURE_TLS_FORBIDDEN: { status: 422, title: 'Turning certificate verification off is not allowed on this server' },
   UNSUPPORTED_OPTION: { status: 422, title: 'This option is not supported for this connection type' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },

@@ -15,6 +15,11 @@ export interface ConnectorContext {
   logger: Logger;
   /** Called at most once per connection, when an established connection is lost. */
   onDrop: (err: unknown) => void;
+  /**
+   * Asks the session to connect again now, e.g. once an OAuth2 sign-in completed at the redirect
+   * endpoint (the connector threw AUTHORIZATION_REQUIRED from connect() before).
+   */
+  resume: () => Promise<void>;
 }
 
 /**

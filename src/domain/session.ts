@@ -22,6 +22,8 @@ export interface SessionView extends SessionSettingsView {
   lastError: SessionError | null;
   mailbox: MailboxSummary | null;
   warnings: string[];
+  /** Set while the state is awaiting_authorization: where a person signs in. */
+  authorizationUrl?: string;
 }
 
 /**
@@ -42,6 +44,7 @@ export class Session {
   #lastUsedAt = new Date();
   #lastError: SessionError | undefined;
   #mailbox: MailboxSummary | undefined;
+  #authorizationUrl: string | undefined;
   #tail: Promise<void> = Promise.resolve();
   #opening: Promise<void> | undefined;
 
@@ -52,31 +55,57 @@ export class Session {
     this.fingerprint = prepared.fingerprint;
     this.#view = prepared.view;
     this.#logger = logger;
-    this.#connector = prepared.createConnector({ logger: mailLogger, onDrop: (err) => this.#onDrop(err) });
+    this.#connector = prepared.createConnector({ logger: mailLogger, onDrop: (err) => this.#onDrop(err), resume: () => this.resume() });
   }
 
   get state(): SessionState {
     return this.#state;
   }
 
-  /** Connects and reads the first mailbox summary. Concurrent callers share the one attempt. */
+  /**
+   * Connects and reads the first mailbox summary. Concurrent callers share the one attempt. A connector
+   * that needs an OAuth2 sign-in first throws AUTHORIZATION_REQUIRED with `authorizationUrl`: the session
+   * then waits in awaiting_authorization (open resolves) until resume() is called.
+   */
   open(): Promise<void> {
-    this.#opening ??= this.#exclusive(async () => {
-      const started = Date.now();
-      try {
-        await this.#connector.connect();
-        this.#mailbox = await this.#connector.summary();
-        if (this.#state === 'closed') throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
-        this.#state = 'connected';
-        this.#connectedAt = new Date();
-        this.#logger.info({ ms: Date.now() - started }, 'session connected');
-      } catch (err) {
-        this.#fail(err);
-        await this.#connector.close();
-        throw err;
-      }
-    });
+    this.#opening ??= this.#exclusive(() => this.#connect());
     return this.#opening;
+  }
+
+  /** Connects again after an OAuth2 sign-in completed (the redirect endpoint calls this). */
+  resume(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new AppError('SESSION_NOT_FOUND', `session "${this.name}" is closed`));
+    this.#state = 'connecting';
+    this.#authorizationUrl = undefined;
+    return this.#exclusive(() => this.#connect());
+  }
+
+  async #connect(): Promise<void> {
+    const started = Date.now();
+    try {
+      await this.#connector.connect();
+      this.#mailbox = await this.#connector.summary();
+      if (this.#state === 'closed') throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
+      this.#state = 'connected';
+      this.#connectedAt = new Date();
+      this.#lastError = undefined;
+      this.#logger.info({ ms: Date.now() - started }, 'session connected');
+    } catch (err) {
+      if (this.#awaitAuthorization(err)) return;
+      this.#fail(err);
+      await this.#connector.close();
+      throw err;
+    }
+  }
+
+  /** Moves to awaiting_authorization when `err` asks for a sign-in; says whether it did. */
+  #awaitAuthorization(err: unknown): boolean {
+    if (!isAppError(err) || err.code !== 'AUTHORIZATION_REQUIRED' || this.#state === 'closed') return false;
+    this.#state = 'awaiting_authorization';
+    this.#authorizationUrl = typeof err.extra.authorizationUrl === 'string' ? err.extra.authorizationUrl : undefined;
+    this.#recordError(err);
+    this.#logger.info('session awaits authorization');
+    return true;
   }
 
   /** Returns the mailbox summary, read live when the cached one is older than maxAgeMs. */
@@ -121,6 +150,7 @@ export class Session {
       mailbox: this.#mailbox ?? null,
       warnings: [],
       ...this.#view,
+      ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }
 
@@ -132,7 +162,7 @@ export class Session {
   }
 
   #onDrop(err: unknown): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#awaitAuthorization(err)) return;
     this.#logger.warn({ err }, 'connection lost');
     this.#fail(err);
   }

@@ -2,6 +2,13 @@ import type { TSchema } from 'typebox';
 import type { Config } from '../config.js';
 import type { Connector, ConnectorContext } from '../connectors/connector.js';
 
+/**
+ * Services shared by all sessions that a kind may need when it prepares a session (e.g. the OAuth2
+ * broker). Built once in buildApp.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface KindServices {}
+
 /** Public, secret-free settings of a session, merged into its inspect output. */
 export type SessionSettingsView = Record<string, unknown>;
 
@@ -25,5 +32,5 @@ export interface SessionKind {
   bodies: readonly TSchema[];
   types: readonly string[];
   /** Applies defaults and semantic checks; throws AppError for a client mistake. */
-  prepare(body: { type: string } & Record<string, unknown>, config: Config): PreparedSession;
+  prepare(body: { type: string } & Record<string, unknown>, config: Config, services: KindServices): PreparedSession;
 }

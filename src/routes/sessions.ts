@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
+import type { KindServices } from '../kinds/kind.js';
 import { SessionName } from '../schemas/common.js';
 import { ProblemSchema } from '../schemas/problem.js';
 import { SessionListSchema, SessionSchema } from '../schemas/session.js';
@@ -10,6 +11,7 @@ import { SessionListSchema, SessionSchema } from '../schemas/session.js';
 export interface SessionRoutesOptions {
   pool: SessionPool;
   config: Config;
+  services: KindServices;
 }
 
 const NameParams = Type.Object({ name: SessionName });
@@ -29,7 +31,7 @@ const imapExample = {
 };
 
 /** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services }) => {
   app.post(
     '/v1/sessions',
     {
@@ -42,16 +44,18 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         response: {
           200: { ...SessionSchema, description: 'The session already existed with the same settings.' },
           201: { ...SessionSchema, description: 'Created and connected.' },
+          202: { ...SessionSchema, description: 'Created; waits for an OAuth2 sign-in at authorizationUrl (state awaiting_authorization).' },
           ...problems,
         },
       },
     },
     async (request, reply) => {
       const body = request.body;
-      const prepared = kindFor(body.type).prepare(body, config);
+      const prepared = kindFor(body.type).prepare(body, config, services);
       const { session, created } = await pool.create(body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
-      return reply.code(created ? 201 : 200).send(session.view());
+      const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
+      return reply.code(status).send(session.view());
     },
   );
 

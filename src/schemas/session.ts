@@ -48,7 +48,8 @@ export const SessionSchema = Type.Object(
     ),
     timeouts: Type.Optional(Type.Object({ connectMs: Type.Integer(), commandMs: Type.Integer() })),
     mailbox: Nullable(MailboxSchema),
-    warnings: Type.Array(Type.String()),
+    warnings: Type.Array(Type.String(), { description: 'Things the caller should know, such as a dated deprecation.' }),
+    authorizationUrl: Type.Optional(Type.String({ description: 'While awaiting_authorization: the sign-in page to open.' })),
   },
   { title: 'Session' },
 );
