@@ -6,6 +6,8 @@ import type { Config } from './config.js';
 import { SessionPool } from './domain/pool.js';
 import type { KindServices } from './kinds/kind.js';
 import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { problemsPlugin } from './plugins/problems.js';
 import { healthRoutes } from './routes/health.js';
@@ -41,7 +43,9 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const services: KindServices = {};
-  const pool = new SessionPool({ maxSessions: config.MSB_MAX_SESSIONS, logger, mailLogLevel: config.MSB_MAIL_LOG_LEVEL });
+  const metrics = createMetrics();
+  const pool = new SessionPool({ config, logger, observer: metrics.observer });
+  metrics.watch(pool);
   let accepting = true;
 
   // bots send JSON; anything else is a 415 rather than a string that reaches validation
@@ -62,6 +66,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, config, services });
+  await app.register(metricsRoutes, { registry: metrics.registry });
   return app;
 }
 

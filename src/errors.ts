@@ -16,6 +16,8 @@ export const errorCatalog = {
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send the body as application/json' },
   SESSION_LIMIT_REACHED: { status: 503, title: 'The session pool is full' },
+  SESSION_RECONNECTING: { status: 503, title: 'The session lost its connection and is reconnecting' },
+  SESSION_BUSY: { status: 503, title: 'Another operation on this session has not finished' },
   MAIL_AUTH_FAILED: { status: 422, title: 'The mail server rejected the credentials' },
   MAIL_HOST_NOT_FOUND: { status: 422, title: 'The mail server host name does not resolve' },
   MAIL_CONNECTION_REFUSED: { status: 502, title: 'The mail server refused the connection' },

@@ -30,6 +30,11 @@ export interface ConnectorContext {
  * the same already-authenticated link; each protocol file implements them.
  */
 export interface Connector {
+  /**
+   * true when the connector holds a connection between operations (IMAP): the session keeps it alive.
+   * false when it connects per use (POP3): the session only checks it now and then.
+   */
+  readonly persistent: boolean;
   /** Opens the connection and authenticates. Rejects with an AppError (see mail-errors.ts). */
   connect(): Promise<void>;
   /** Reads the mailbox summary from the server. */

@@ -11,8 +11,8 @@ const STARTTLS_POLICY = { required: true, opportunistic: undefined, off: false }
 export class ImapConnector implements Connector {
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
+  readonly persistent = true;
   #client: ImapFlow | undefined;
-  #closing = false;
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext) {
     this.#settings = settings;
@@ -42,7 +42,8 @@ export class ImapConnector implements Connector {
       this.#ctx.logger.warn({ err: toMailError(err, this.#errorContext()) }, 'imap connection error');
     });
     client.once('close', () => {
-      if (this.#client === client && !this.#closing) {
+      // a client we replaced or closed ourselves is not a drop
+      if (this.#client === client) {
         this.#client = undefined;
         this.#ctx.onDrop(toMailError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
       }
@@ -74,7 +75,6 @@ export class ImapConnector implements Connector {
 
   async close(): Promise<void> {
     const client = this.#client;
-    this.#closing = true;
     this.#client = undefined;
     if (!client) return;
     try {

@@ -15,6 +15,7 @@ import { tlsOptions } from './tls.js';
  * logs in afresh, so it always sees the current maildrop.
  */
 export class Pop3Connector implements Connector {
+  readonly persistent = false;
   readonly #settings: MailServerSettings;
 
   constructor(settings: MailServerSettings, _ctx: ConnectorContext) {

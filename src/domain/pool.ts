@@ -1,13 +1,14 @@
 import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { PreparedSession } from '../kinds/kind.js';
-import { Session } from './session.js';
+import { RateLimiter } from './rate-limiter.js';
+import { Session, type SessionObserver, type SessionOptions } from './session.js';
 
 export interface PoolOptions {
-  maxSessions: number;
+  config: Config;
   logger: Logger;
-  /** Level of the mail libraries' own logs. */
-  mailLogLevel: string;
+  observer: SessionObserver;
 }
 
 export interface CreateResult {
@@ -22,11 +23,14 @@ export interface CreateResult {
  */
 export class SessionPool {
   readonly #sessions = new Map<string, Session>();
+  readonly #hosts = new Map<Session, string>();
   readonly #options: PoolOptions;
+  readonly #limiter: RateLimiter;
   #closed = false;
 
   constructor(options: PoolOptions) {
     this.#options = options;
+    this.#limiter = new RateLimiter(options.config.MSB_RECONNECT_RATE_PER_SEC);
   }
 
   get size(): number {
@@ -40,21 +44,19 @@ export class SessionPool {
       if (existing.fingerprint !== prepared.fingerprint) {
         throw new AppError('SESSION_CONFLICT', `session "${name}" exists with other settings; close it first or pick another name`);
       }
-      await existing.open();
       existing.touch();
+      await existing.open();
       return { session: existing, created: false };
     }
-    if (this.#sessions.size >= this.#options.maxSessions) {
-      throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${this.#options.maxSessions} sessions`, { retryAfterSeconds: 30 });
-    }
-    const logger = this.#options.logger.child({ session: name, type: prepared.type, ...prepared.logBindings });
-    const session = new Session(name, prepared, logger, logger.child({ lib: prepared.type }, { level: this.#options.mailLogLevel }));
+    this.#checkLimits(prepared.host);
+    const session = new Session(name, prepared, this.#sessionOptions(name, prepared));
     this.#sessions.set(name, session);
+    if (prepared.host) this.#hosts.set(session, prepared.host);
     try {
       await session.open();
     } catch (err) {
       // a session that never connected is not kept: the caller can retry with corrected settings
-      if (this.#sessions.get(name) === session) this.#sessions.delete(name);
+      this.#forget(name, session);
       throw err;
     }
     return { session, created: true };
@@ -73,15 +75,57 @@ export class SessionPool {
   /** Logs out and removes one session. */
   async close(name: string): Promise<void> {
     const session = this.get(name);
-    this.#sessions.delete(name);
+    this.#forget(name, session);
     await session.close();
   }
 
   /** Refuses new sessions and logs out of every session. */
   async closeAll(): Promise<void> {
     this.#closed = true;
+    this.#limiter.stop();
     const sessions = this.list();
     this.#sessions.clear();
+    this.#hosts.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
+  }
+
+  #forget(name: string, session: Session): void {
+    if (this.#sessions.get(name) === session) this.#sessions.delete(name);
+    this.#hosts.delete(session);
+  }
+
+  #checkLimits(host: string | undefined): void {
+    const { MSB_MAX_SESSIONS: max, MSB_MAX_SESSIONS_PER_HOST: perHost } = this.#options.config;
+    if (this.#sessions.size >= max) {
+      throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${max} sessions`, { retryAfterSeconds: 30 });
+    }
+    if (perHost > 0 && host) {
+      let count = 0;
+      for (const h of this.#hosts.values()) if (h === host) count += 1;
+      if (count >= perHost) {
+        throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${perHost} sessions to ${host}`, { retryAfterSeconds: 30 });
+      }
+    }
+  }
+
+  #sessionOptions(name: string, prepared: PreparedSession): SessionOptions {
+    const c = this.#options.config;
+    const logger = this.#options.logger.child({ session: name, type: prepared.type, ...prepared.logBindings });
+    return {
+      logger,
+      mailLogger: logger.child({ lib: prepared.type }, { level: c.MSB_MAIL_LOG_LEVEL }),
+      keepaliveIntervalMs: c.MSB_KEEPALIVE_INTERVAL_MS,
+      checkIntervalMs: c.MSB_CHECK_INTERVAL_MS,
+      idleTimeoutMs: prepared.idleTimeoutMs ?? c.MSB_IDLE_TIMEOUT_MS,
+      lockTimeoutMs: c.MSB_LOCK_TIMEOUT_MS,
+      reconnect: { baseMs: c.MSB_RECONNECT_BASE_MS, maxMs: c.MSB_RECONNECT_MAX_MS, maxAttempts: c.MSB_RECONNECT_MAX_ATTEMPTS },
+      limiter: this.#limiter,
+      observer: this.#options.observer,
+      onExpired: (session) => {
+        if (this.#sessions.get(name) !== session) return;
+        this.#forget(name, session);
+        void session.close();
+      },
+    };
   }
 }

@@ -18,6 +18,10 @@ export interface PreparedSession {
   /** Keyed hash of every setting including secrets: equal fingerprints mean "the same settings". */
   fingerprint: string;
   view: SessionSettingsView;
+  /** Mail host, for the per-host session limit. */
+  host?: string;
+  /** Per-session idle timeout, overriding MSB_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** Extra bindings for the session's child logger (never secrets). */
   logBindings: Record<string, unknown>;
   createConnector(ctx: ConnectorContext): Connector;

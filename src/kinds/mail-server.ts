@@ -7,7 +7,7 @@ import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
-import { SecretString, SessionName } from '../schemas/common.js';
+import { CommonSessionFields, SecretString, SessionName } from '../schemas/common.js';
 import type { PreparedSession, SessionKind } from './kind.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
@@ -67,6 +67,7 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       password: SecretString('Mailbox password. Never returned or logged.'),
       tls: Type.Optional(TlsBody),
       timeouts: Type.Optional(TimeoutsBody),
+      ...CommonSessionFields,
     },
     { additionalProperties: false, title: `${type.toUpperCase()} session` },
   );
@@ -136,7 +137,9 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   };
   return {
     type: protocol,
-    fingerprint: fingerprint({ ...settings, password: settings.password.reveal() }),
+    fingerprint: fingerprint({ ...settings, password: settings.password.reveal(), idleTimeoutMs: body.idleTimeoutMs }),
+    host: settings.host,
+    ...(body.idleTimeoutMs !== undefined ? { idleTimeoutMs: body.idleTimeoutMs } : {}),
     view: {
       host: settings.host,
       port: settings.port,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../errors.js';
-import { ProblemSchema } from '../schemas/problem.js';
+import { problemResponse } from '../schemas/problem.js';
 
 export interface HealthRoutesOptions {
   /** Whether the service accepts work (false while shutting down). */
@@ -23,7 +23,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
       schema: {
         tags: ['operations'],
         summary: 'Readiness: the service accepts new sessions',
-        response: { 200: Status, 503: ProblemSchema },
+        response: { 200: Status, 503: problemResponse('SHUTTING_DOWN: the service is not accepting new sessions.') },
       },
     },
     async () => {

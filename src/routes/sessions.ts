@@ -5,7 +5,7 @@ import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
 import { SessionName } from '../schemas/common.js';
-import { ProblemSchema } from '../schemas/problem.js';
+import { problemResponses } from '../schemas/problem.js';
 import { SessionListSchema, SessionSchema } from '../schemas/session.js';
 
 export interface SessionRoutesOptions {
@@ -15,10 +15,7 @@ export interface SessionRoutesOptions {
 }
 
 const NameParams = Type.Object({ name: SessionName });
-const problems = {
-  '4xx': ProblemSchema,
-  '5xx': ProblemSchema,
-};
+const NAME_ERRORS = { 400: 'VALIDATION_ERROR: the name is not a valid session name.', 404: 'SESSION_NOT_FOUND: no session with this name.' };
 
 const imapExample = {
   name: 'invoices',
@@ -45,7 +42,16 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           200: { ...SessionSchema, description: 'The session already existed with the same settings.' },
           201: { ...SessionSchema, description: 'Created and connected.' },
           202: { ...SessionSchema, description: 'Created; waits for an OAuth2 sign-in at authorizationUrl (state awaiting_authorization).' },
-          ...problems,
+          ...problemResponses({
+            400: 'VALIDATION_ERROR or MALFORMED_REQUEST: the body is not valid; `errors` lists the fields.',
+            409: 'SESSION_CONFLICT: the name exists with other settings.',
+            413: 'PAYLOAD_TOO_LARGE.',
+            415: 'UNSUPPORTED_MEDIA_TYPE: send application/json.',
+            422: 'MAIL_AUTH_FAILED, MAIL_HOST_NOT_FOUND, UNSUPPORTED_OPTION or INSECURE_TLS_FORBIDDEN.',
+            502: 'MAIL_CONNECTION_REFUSED, MAIL_NETWORK_ERROR, MAIL_TLS_FAILED, MAIL_STARTTLS_UNAVAILABLE or MAIL_PROTOCOL_ERROR.',
+            503: 'SESSION_LIMIT_REACHED or SHUTTING_DOWN (with Retry-After).',
+            504: 'MAIL_TIMEOUT: the mail server did not answer in time.',
+          }),
         },
       },
     },
@@ -66,7 +72,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         tags: ['sessions'],
         summary: 'List sessions',
         description: 'Shows cached mailbox summaries; inspect one session for a live one.',
-        response: { 200: SessionListSchema, ...problems },
+        response: { 200: { ...SessionListSchema, description: 'Every session in the pool.' }, ...problemResponses() },
       },
     },
     async () => ({ sessions: pool.list().map((s) => s.view()) }),
@@ -78,15 +84,24 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       schema: {
         tags: ['sessions'],
         summary: 'Inspect a session',
-        description: `Includes a mailbox summary read from the server when the cached one is older than MSB_SUMMARY_MAX_AGE_MS (${config.MSB_SUMMARY_MAX_AGE_MS} ms here), or always with refresh=true. A mailbox that cannot be read shows in lastError; inspect itself still answers 200.`,
+        description: `Includes a mailbox summary read from the server when the cached one is older than MSB_SUMMARY_MAX_AGE_MS (${config.MSB_SUMMARY_MAX_AGE_MS} ms here). Without refresh, inspect always answers 200 and shows the state and lastError. With refresh=true the summary is read live, and a session that is not connected answers like a mail action: 503 SESSION_RECONNECTING with Retry-After, 409 AUTHORIZATION_REQUIRED or SESSION_NOT_READY.`,
         params: NameParams,
         querystring: Type.Object({ refresh: Type.Optional(Type.Boolean({ description: 'Read the mailbox summary live.' })) }),
-        response: { 200: SessionSchema, ...problems },
+        response: {
+          200: { ...SessionSchema, description: 'The session.' },
+          ...problemResponses({
+            ...NAME_ERRORS,
+            409: 'With refresh=true: SESSION_NOT_READY (failed) or AUTHORIZATION_REQUIRED.',
+            503: 'With refresh=true: SESSION_RECONNECTING or SESSION_BUSY, with Retry-After.',
+          }),
+        },
       },
     },
     async (request) => {
       const session = pool.get(request.params.name);
       session.touch();
+      // a live read is a use of the mailbox: it answers like a mail action would on a session that is not ready
+      if (request.query.refresh) session.requireConnected();
       await session.refresh(request.query.refresh ? 0 : config.MSB_SUMMARY_MAX_AGE_MS);
       return session.view();
     },
@@ -100,7 +115,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Close a session',
         description: 'Logs out from the server (LOGOUT / QUIT) and removes the session from the pool.',
         params: NameParams,
-        response: { 204: Type.Null({ description: 'Closed.' }), ...problems },
+        response: { 204: Type.Null({ description: 'Closed.' }), ...problemResponses(NAME_ERRORS) },
       },
     },
     async (request, reply) => {

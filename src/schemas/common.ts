@@ -13,3 +13,10 @@ export const Timestamp = Type.String({ format: 'date-time' });
 export function SecretString(description: string) {
   return Type.String({ minLength: 1, maxLength: 4096, description, writeOnly: true });
 }
+
+/** Fields every kind of session accepts besides its own. */
+export const CommonSessionFields = {
+  idleTimeoutMs: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 2_592_000_000, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
+  ),
+};

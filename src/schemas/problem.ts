@@ -22,3 +22,18 @@ export const ProblemSchema = Type.Object(
 );
 
 export type Problem = Static<typeof ProblemSchema>;
+
+/** A documented error answer: problem+json with the codes it can carry, for the OpenAPI document. */
+export function problemResponse(description: string) {
+  return { description, content: { 'application/problem+json': { schema: ProblemSchema } } };
+}
+
+/** The catch-all error answers every route has, plus the explicit statuses listed (Swagger UI matches exact codes only). */
+export function problemResponses(explicit: Record<number, string> = {}) {
+  const out: Record<string, ReturnType<typeof problemResponse>> = {
+    '4xx': problemResponse('Client error: RFC 9457 problem details with a stable `code`.'),
+    '5xx': problemResponse('Server or mail-side error: RFC 9457 problem details with a stable `code`.'),
+  };
+  for (const [status, description] of Object.entries(explicit)) out[status] = problemResponse(description);
+  return out;
+}

@@ -31,8 +31,14 @@ export const SessionSchema = Type.Object(
     createdAt: Timestamp,
     connectedAt: Nullable(Timestamp),
     lastUsedAt: Timestamp,
+    expiresAt: Type.Union([Timestamp, Type.Null()], { description: 'When the session closes if not used before (every API call naming it renews it); null = never.' }),
+    idleTimeoutMs: Type.Integer({ description: 'Idle timeout of this session; 0 = never expires.' }),
     lastError: Nullable(
       Type.Object({ code: Type.String({ examples: ['MAIL_AUTH_FAILED'] }), message: Type.String(), at: Timestamp }),
+    ),
+    reconnect: Type.Union(
+      [Type.Object({ attempt: Type.Integer(), nextAttemptAt: Type.Union([Timestamp, Type.Null()]) }), Type.Null()],
+      { description: 'While reconnecting: attempts made so far and when the next one starts.' },
     ),
     host: Type.Optional(Type.String()),
     port: Type.Optional(Type.Integer()),
