@@ -2,6 +2,8 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A DNS name or IPv4 address with an optional port (an authority or EWS host). */
+const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 /**
  * The one configuration schema. Every key is the environment variable that sets it, so the README table,
@@ -31,6 +33,36 @@ export const ConfigSchema = Type.Object({
   MSB_RECONNECT_RATE_PER_SEC: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'Most reconnect attempts per second across the pool, so a restarted mail server is not stampeded (0 = no cap).' }),
   MSB_ALLOW_INSECURE_TLS: Type.Boolean({ default: true, description: 'Whether a session may turn certificate verification off (tls.verifyCertificate=false). Set false in production.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
+  // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
+  MSB_PUBLIC_URL: Type.String({
+    pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$',
+    default: 'http://localhost:3000',
+    description: 'Base URL of this service as a browser reaches it. The OAuth2 redirect URI is this plus /v1/oauth2/callback: register exactly that in the app registration.',
+  }),
+  MSB_OAUTH_AUTHORITY_HOST: Type.String({
+    pattern: HOST_PORT,
+    default: 'login.microsoftonline.com',
+    description: 'Microsoft identity platform host[:port] (login.microsoftonline.us for US Government, login.chinacloudapi.cn for China). The server only ever sends its client secrets here.',
+  }),
+  MSB_OAUTH_STATE_TTL_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 600_000, description: 'How long an authorization URL (its single-use state) stays valid.' }),
+  MSB_TOKEN_CACHE_FILE: Type.String({ default: '', description: 'File that keeps OAuth2 tokens across restarts, encrypted with MSB_TOKEN_CACHE_KEY. Empty: tokens live in memory only.' }),
+  MSB_TOKEN_CACHE_KEY: Type.String({
+    pattern: '^([A-Za-z0-9+/]{43}=)?$',
+    default: '',
+    description: 'AES-256-GCM key of MSB_TOKEN_CACHE_FILE: 32 random bytes in base64 (openssl rand -base64 32). Empty: tokens live in memory only.',
+  }),
+  MSB_EXTRA_CA_FILE: Type.String({ default: '', description: 'PEM file of CA certificates trusted for EWS and the identity provider, in addition to Node\'s roots and NODE_EXTRA_CA_CERTS.' }),
+  MSB_EWS_CLIENT_ID: Type.String({ default: '', description: 'Application (client) ID of the server\'s app registration for EWS, used when a session gives no auth.clientId.' }),
+  MSB_EWS_TENANT_ID: Type.String({ default: '', description: 'Directory (tenant) ID for EWS sessions that give no auth.tenantId (else "organizations").' }),
+  MSB_EWS_CLIENT_SECRET: Type.String({
+    default: '',
+    description: 'Client secret of MSB_EWS_CLIENT_ID. Used only with that client ID, MSB_OAUTH_AUTHORITY_HOST and an EWS host of MSB_EWS_TRUSTED_HOSTS.',
+  }),
+  MSB_EWS_TRUSTED_HOSTS: Type.String({
+    pattern: `^(${HOST_PORT.slice(1, -1)})?(,\\s*${HOST_PORT.slice(1, -1)})*$`,
+    default: 'outlook.office365.com',
+    description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
+  }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

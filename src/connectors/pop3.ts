@@ -53,8 +53,8 @@ export class Pop3Connector implements Connector {
       user: s.username,
       password: s.password.reveal(),
       timeout: s.timeouts.commandMs,
-      tlsOptions: tlsOptions(s.host, s.tls) as import('node:tls').TlsOptions,
-      ...(s.tls.servername ? { servername: s.tls.servername } : {}),
+      // servername is set explicitly (undefined for an IP), else node-pop3 sends the IP as SNI, which Node deprecates
+      tlsOptions: { servername: undefined, ...tlsOptions(s.host, s.tls) } as import('node:tls').TlsOptions,
     });
     // -ERR replies and socket errors are emitted as 'error'; without a listener they would crash the process
     pop.on('error', () => {});
