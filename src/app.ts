@@ -9,14 +9,24 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
+import { authPlugin } from './plugins/auth.js';
 import { problemsPlugin } from './plugins/problems.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { ApiKeys } from './security/api-keys.js';
+import { OutboundPolicy } from './security/outbound-policy.js';
+import { SecretStore } from './security/secret-store.js';
 import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
 
 export interface AppDependencies {
   /** Logger to use instead of pino to stdout (tests capture lines through it). */
   logger?: Logger;
+  /** Where MSB_SECRET_<NAME> secrets are read from (server.ts passes process.env). */
+  secretEnv?: Record<string, string | undefined>;
 }
+
+/** Paths under /v1 that the identity provider sends a browser to: no API key there, `state` protects them. */
+const PUBLIC_V1_PATHS = ['/v1/oauth2/callback'];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -44,7 +54,15 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   const services: KindServices = {};
   const metrics = createMetrics();
-  const pool = new SessionPool({ config, logger, observer: metrics.observer });
+  const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
+  const keys = config.MSB_AUTH === 'keys' ? new ApiKeys(config.MSB_API_KEYS) : undefined;
+  const secrets = new SecretStore({
+    dir: config.MSB_SECRETS_DIR,
+    access: config.MSB_SECRET_ACCESS,
+    env: deps.secretEnv ?? {},
+    openAccess: config.MSB_AUTH === 'none',
+  });
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound });
   metrics.watch(pool);
   let accepting = true;
 
@@ -53,6 +71,16 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    if (request.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
+  });
+  // the HTML pages (Swagger UI, the OAuth2 result page) must not be framed or leak the URL onward
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
+      reply.header('x-frame-options', 'DENY');
+      reply.header('referrer-policy', 'no-referrer');
+    }
+    return payload;
   });
   // Fastify drains in-flight requests before onClose: only then are the sessions logged out
   app.addHook('preClose', async () => {
@@ -63,9 +91,11 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   });
 
   await app.register(problemsPlugin);
+  await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS });
+  await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
-  await app.register(sessionRoutes, { pool, config, services });
+  await app.register(sessionRoutes, { pool, config, services, secrets });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;
 }

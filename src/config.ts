@@ -32,6 +32,17 @@ export const ConfigSchema = Type.Object({
   MSB_RECONNECT_MAX_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Reconnect attempts before a session is failed (0 = keep trying; permanent errors such as rejected credentials fail at once).' }),
   MSB_RECONNECT_RATE_PER_SEC: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'Most reconnect attempts per second across the pool, so a restarted mail server is not stampeded (0 = no cap).' }),
   MSB_ALLOW_INSECURE_TLS: Type.Boolean({ default: true, description: 'Whether a session may turn certificate verification off (tls.verifyCertificate=false). Set false in production.' }),
+  MSB_AUTH: Type.Enum(['keys', 'none'], { default: 'keys', description: 'keys: every /v1 route needs an API key from MSB_API_KEYS. none: no authentication, one principal "anonymous" with the admin role: development only, logged loudly.' }),
+  MSB_API_KEYS: Type.String({ default: '', description: 'Comma-separated principal:role:sha256hex entries (role bot or admin); `npm run api-key -- NAME ROLE` makes one.' }),
+  MSB_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: 'Requests per minute per principal (per client address before authentication); 0 = off.' }),
+  MSB_SECRETS_DIR: Type.String({ default: '', description: 'Directory of secret files ({"secret": "name"} reads the file "name"), e.g. /run/secrets.' }),
+  MSB_SECRET_ACCESS: Type.String({ default: '', description: 'Who may read which secrets: principal=glob|glob;other=*. Nothing is readable unless granted (with MSB_AUTH=none, everything).' }),
+  MSB_OUTBOUND_ALLOW: Type.String({ default: '', description: 'If set, the only destinations allowed: CIDRs, IPs, host names, *.domain patterns.' }),
+  MSB_OUTBOUND_DENY: Type.String({
+    default: '127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,255.255.255.255/32',
+    description: 'Addresses never connected to, checked after DNS resolution (default: loopback, link-local incl. cloud metadata, unspecified, multicast). Private ranges stay allowed: mail servers live there.',
+  }),
+  MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({
@@ -80,7 +91,12 @@ export function loadConfig(env: Record<string, string | undefined> = {}): Config
     raw[key] = Value.Convert(schema, text.trim());
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
-  if (Value.Check(ConfigSchema, withDefaults)) return withDefaults;
+  if (Value.Check(ConfigSchema, withDefaults)) {
+    if (withDefaults.MSB_AUTH === 'keys' && withDefaults.MSB_API_KEYS.trim() === '') {
+      throw new ConfigError('invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (npm run api-key), or set MSB_AUTH=none for development');
+    }
+    return withDefaults;
+  }
   const problems = Value.Errors(ConfigSchema, withDefaults).map((e) => {
     const key = e.instancePath.replace(/^\//, '');
     return `${key}=${JSON.stringify(env[key] ?? '')}: ${e.message}`;

@@ -4,6 +4,11 @@
  */
 export const errorCatalog = {
   VALIDATION_ERROR: { status: 400, title: 'The request is not valid' },
+  UNAUTHENTICATED: { status: 401, title: 'A valid API key is required' },
+  FORBIDDEN: { status: 403, title: 'This API key may not do this' },
+  DESTINATION_FORBIDDEN: { status: 403, title: "The server's outbound policy does not allow this destination" },
+  SECRET_UNAVAILABLE: { status: 422, title: 'A referenced secret does not exist or may not be read' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
   MALFORMED_REQUEST: { status: 400, title: 'The request body could not be read' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config);
-  const app = await buildApp(config, { logger });
+  const app = await buildApp(config, { logger, secretEnv: process.env });
 
   let stopping = false;
   const stop = (signal: string) => {

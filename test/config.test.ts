@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
 
-test('defaults give a config that works on a developer machine', () => {
-  const config = loadConfig({});
+test('defaults give a config that works on a developer machine (with authentication explicitly off)', () => {
+  const config = loadConfig({ MSB_AUTH: 'none' });
   assert.equal(config.PORT, 3000);
   assert.equal(config.HOST, '0.0.0.0');
   assert.equal(config.LOG_LEVEL, 'info');
 });
 
 test('values are converted from strings', () => {
-  const config = loadConfig({ PORT: '8080', MSB_ALLOW_INSECURE_TLS: 'false', LOG_LEVEL: 'debug' });
+  const config = loadConfig({ MSB_AUTH: 'none', PORT: '8080', MSB_ALLOW_INSECURE_TLS: 'false', LOG_LEVEL: 'debug' });
   assert.equal(config.PORT, 8080);
   assert.equal(config.MSB_ALLOW_INSECURE_TLS, false);
   assert.equal(config.LOG_LEVEL, 'debug');
@@ -20,4 +20,9 @@ test('a bad value fails fast and names the variable', () => {
   assert.throws(() => loadConfig({ PORT: 'eighty' }), (err: unknown) => err instanceof ConfigError && /PORT="eighty"/.test(err.message));
   assert.throws(() => loadConfig({ MSB_MAX_SESSIONS: '0' }), /MSB_MAX_SESSIONS="0"/);
   assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL="loud"/);
+});
+
+test('API keys are required unless authentication is explicitly off', () => {
+  assert.throws(() => loadConfig({}), /MSB_API_KEYS is empty while MSB_AUTH=keys/);
+  assert.equal(loadConfig({ MSB_API_KEYS: `bot-a:bot:${'0'.repeat(64)}` }).MSB_AUTH, 'keys');
 });

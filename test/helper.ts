@@ -12,17 +12,34 @@ export interface TestApp {
 /** Every log line of every app built in this process, for the leak checks. */
 export const allLogs: string[] = [];
 
+/**
+ * Test defaults: no API keys (tests of authentication set MSB_AUTH=keys), and an outbound policy that
+ * lets the service reach the test servers on loopback and their random ports.
+ */
+export const TEST_ENV: Record<string, string> = {
+  LOG_LEVEL: 'trace',
+  MSB_MAIL_LOG_LEVEL: 'trace',
+  MSB_AUTH: 'none',
+  MSB_OUTBOUND_DENY: 'none',
+  MSB_OUTBOUND_PORTS: '*',
+  MSB_RATE_LIMIT_PER_MINUTE: '100000',
+};
+
 /** Builds the app with test settings, captures its logs, and closes it when the test ends. */
-export async function build(t: Pick<TestContext, 'after'>, env: Record<string, string> = {}): Promise<TestApp> {
+export async function build(
+  t: Pick<TestContext, 'after'>,
+  env: Record<string, string> = {},
+  secretEnv: Record<string, string> = {},
+): Promise<TestApp> {
   const logs: string[] = [];
-  const config = loadConfig({ LOG_LEVEL: 'trace', MSB_MAIL_LOG_LEVEL: 'trace', ...env });
+  const config = loadConfig({ ...TEST_ENV, ...env });
   const stream = {
     write(line: string) {
       logs.push(line);
       allLogs.push(line);
     },
   };
-  const app = await buildApp(config, { logger: createLogger(config, stream) });
+  const app = await buildApp(config, { logger: createLogger(config, stream), secretEnv });
   t.after(() => app.close());
   return { app, logs };
 }

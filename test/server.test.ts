@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
+import { TEST_ENV } from './helper.js';
 import { defaultUsers, logPatterns, startDovecot, type DovecotServer } from './harness/dovecot.js';
 import { freePort, waitForPort } from './harness/ports.js';
 
@@ -11,7 +12,7 @@ const SERVER = new URL('../src/server.ts', import.meta.url).pathname;
 /** Runs src/server.ts as the real process, the way `npm start` does (through tsx instead of dist/). */
 function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, ...TEST_ENV, HOST: '127.0.0.1', LOG_LEVEL: 'info', MSB_MAIL_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';

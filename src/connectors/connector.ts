@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
 
 /** What inspect shows of a mailbox; counts are as of `checkedAt`. */
 export interface MailboxSummary {
@@ -13,6 +14,8 @@ export interface MailboxSummary {
 /** Handed to a connector by its session. */
 export interface ConnectorContext {
   logger: Logger;
+  /** Checks every destination before connecting and gives the address to connect to. */
+  outbound: OutboundPolicy;
   /** Called at most once per connection, when an established connection is lost. */
   onDrop: (err: unknown) => void;
   /**

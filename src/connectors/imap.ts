@@ -21,12 +21,21 @@ export class ImapConnector implements Connector {
 
   async connect(): Promise<void> {
     const s = this.#settings;
+    let address: string;
+    try {
+      address = await this.#ctx.outbound.check(s.host, s.port);
+    } catch (err) {
+      throw toMailError(err, this.#errorContext());
+    }
+    const tls = tlsOptions(s.host, s.tls);
     const client = new ImapFlow({
-      host: s.host,
+      // the checked address, so that a second DNS answer cannot redirect the connection
+      host: address,
       port: s.port,
+      ...(tls.servername ? { servername: tls.servername } : {}),
       secure: s.secure,
       doSTARTTLS: s.secure ? undefined : STARTTLS_POLICY[s.tls.starttls],
-      tls: tlsOptions(s.host, s.tls),
+      tls,
       auth: { user: s.username, pass: s.password.reveal() },
       logger: this.#ctx.logger,
       connectionTimeout: s.timeouts.connectMs,

@@ -17,9 +17,11 @@ import { tlsOptions } from './tls.js';
 export class Pop3Connector implements Connector {
   readonly persistent = false;
   readonly #settings: MailServerSettings;
+  readonly #ctx: ConnectorContext;
 
-  constructor(settings: MailServerSettings, _ctx: ConnectorContext) {
+  constructor(settings: MailServerSettings, ctx: ConnectorContext) {
     this.#settings = settings;
+    this.#ctx = ctx;
   }
 
   async connect(): Promise<void> {
@@ -46,8 +48,16 @@ export class Pop3Connector implements Connector {
       // validated at create time too; kept here so no path can send a password in the clear by accident
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');
     }
+    const errorContext = { protocol: 'pop3', host: s.host, port: s.port, secrets: [s.password.reveal()] };
+    let address: string;
+    try {
+      address = await this.#ctx.outbound.check(s.host, s.port);
+    } catch (err) {
+      throw toMailError(err, errorContext);
+    }
     const pop = new Pop3Command({
-      host: s.host,
+      // the checked address, so that a second DNS answer cannot redirect the connection
+      host: address,
       port: s.port,
       tls: s.secure,
       user: s.username,
@@ -60,7 +70,6 @@ export class Pop3Connector implements Connector {
     pop.on('error', () => {});
     pop.on('warn', () => {});
     const destroy = () => (pop as unknown as { _socket?: { destroy(): void } | null })._socket?.destroy();
-    const errorContext = { protocol: 'pop3', host: s.host, port: s.port, secrets: [s.password.reveal()] };
     try {
       // node-pop3 logs in lazily on the first command; doing it explicitly gives login its own deadline
       await withDeadline(pop._connect(), s.timeouts.connectMs, `POP3 ${s.host}:${s.port} connect`, destroy);

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { PreparedSession } from '../kinds/kind.js';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Session, type SessionObserver, type SessionOptions } from './session.js';
 
@@ -9,6 +10,7 @@ export interface PoolOptions {
   config: Config;
   logger: Logger;
   observer: SessionObserver;
+  outbound: OutboundPolicy;
 }
 
 export interface CreateResult {
@@ -16,6 +18,9 @@ export interface CreateResult {
   /** false when a session of that name and the same settings already existed. */
   created: boolean;
 }
+
+/** Sessions are keyed by owner and name: names are unique per principal, never across principals. */
+const keyOf = (owner: string, name: string) => `${owner}\u0000${name}`;
 
 /**
  * The in-memory pool of named sessions. A name is reserved synchronously, before any I/O, so parallel
@@ -37,9 +42,10 @@ export class SessionPool {
     return this.#sessions.size;
   }
 
-  async create(name: string, prepared: PreparedSession): Promise<CreateResult> {
+  async create(owner: string, name: string, prepared: PreparedSession): Promise<CreateResult> {
     if (this.#closed) throw new AppError('SHUTTING_DOWN', 'the service is shutting down');
-    const existing = this.#sessions.get(name);
+    const key = keyOf(owner, name);
+    const existing = this.#sessions.get(key);
     if (existing) {
       if (existing.fingerprint !== prepared.fingerprint) {
         throw new AppError('SESSION_CONFLICT', `session "${name}" exists with other settings; close it first or pick another name`);
@@ -49,33 +55,36 @@ export class SessionPool {
       return { session: existing, created: false };
     }
     this.#checkLimits(prepared.host);
-    const session = new Session(name, prepared, this.#sessionOptions(name, prepared));
-    this.#sessions.set(name, session);
+    const session = new Session(owner, name, prepared, this.#sessionOptions(owner, name, prepared));
+    this.#sessions.set(key, session);
     if (prepared.host) this.#hosts.set(session, prepared.host);
     try {
       await session.open();
     } catch (err) {
       // a session that never connected is not kept: the caller can retry with corrected settings
-      this.#forget(name, session);
+      this.#forget(session);
       throw err;
     }
     return { session, created: true };
   }
 
-  get(name: string): Session {
-    const session = this.#sessions.get(name);
+  /** The owner's session of that name. Another owner's session is "not found", never "forbidden". */
+  get(owner: string, name: string): Session {
+    const session = this.#sessions.get(keyOf(owner, name));
     if (!session) throw new AppError('SESSION_NOT_FOUND', `no session named "${name}"`);
     return session;
   }
 
-  list(): Session[] {
-    return [...this.#sessions.values()];
+  /** The owner's sessions, or every session when owner is undefined. */
+  list(owner?: string): Session[] {
+    const all = [...this.#sessions.values()];
+    return owner === undefined ? all : all.filter((s) => s.owner === owner);
   }
 
   /** Logs out and removes one session. */
-  async close(name: string): Promise<void> {
-    const session = this.get(name);
-    this.#forget(name, session);
+  async close(owner: string, name: string): Promise<void> {
+    const session = this.get(owner, name);
+    this.#forget(session);
     await session.close();
   }
 
@@ -89,8 +98,9 @@ export class SessionPool {
     await Promise.allSettled(sessions.map((s) => s.close()));
   }
 
-  #forget(name: string, session: Session): void {
-    if (this.#sessions.get(name) === session) this.#sessions.delete(name);
+  #forget(session: Session): void {
+    const key = keyOf(session.owner, session.name);
+    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     this.#hosts.delete(session);
   }
 
@@ -108,9 +118,9 @@ export class SessionPool {
     }
   }
 
-  #sessionOptions(name: string, prepared: PreparedSession): SessionOptions {
+  #sessionOptions(owner: string, name: string, prepared: PreparedSession): SessionOptions {
     const c = this.#options.config;
-    const logger = this.#options.logger.child({ session: name, type: prepared.type, ...prepared.logBindings });
+    const logger = this.#options.logger.child({ session: name, owner, type: prepared.type, ...prepared.logBindings });
     return {
       logger,
       mailLogger: logger.child({ lib: prepared.type }, { level: c.MSB_MAIL_LOG_LEVEL }),
@@ -120,10 +130,11 @@ export class SessionPool {
       lockTimeoutMs: c.MSB_LOCK_TIMEOUT_MS,
       reconnect: { baseMs: c.MSB_RECONNECT_BASE_MS, maxMs: c.MSB_RECONNECT_MAX_MS, maxAttempts: c.MSB_RECONNECT_MAX_ATTEMPTS },
       limiter: this.#limiter,
+      outbound: this.#options.outbound,
       observer: this.#options.observer,
       onExpired: (session) => {
-        if (this.#sessions.get(name) !== session) return;
-        this.#forget(name, session);
+        if (this.#sessions.get(keyOf(owner, name)) !== session) return;
+        this.#forget(session);
         void session.close();
       },
     };

@@ -5,6 +5,7 @@ import type { PreparedSession, SessionSettingsView } from '../kinds/kind.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { SerialQueue } from './serial-queue.js';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
 
 export type SessionState = 'connecting' | 'connected' | 'reconnecting' | 'awaiting_authorization' | 'failed' | 'closed';
 
@@ -17,6 +18,7 @@ export interface SessionError {
 /** What inspect and list show: built only from public fields, never from settings that hold secrets. */
 export interface SessionView extends SessionSettingsView {
   name: string;
+  owner: string;
   type: string;
   state: SessionState;
   createdAt: string;
@@ -54,6 +56,7 @@ export interface SessionOptions {
   lockTimeoutMs: number;
   reconnect: BackoffPolicy & { maxAttempts: number };
   limiter: RateLimiter;
+  outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
 }
@@ -81,6 +84,8 @@ function toSessionError(err: unknown): SessionError {
  * Operations on the connector are serialized through one queue, each with a bounded wait.
  */
 export class Session {
+  /** The principal that created the session; only it (and admins) can see and use it. */
+  readonly owner: string;
   readonly name: string;
   readonly type: string;
   readonly fingerprint: string;
@@ -102,7 +107,8 @@ export class Session {
   #timer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
 
-  constructor(name: string, prepared: PreparedSession, options: SessionOptions) {
+  constructor(owner: string, name: string, prepared: PreparedSession, options: SessionOptions) {
+    this.owner = owner;
     this.name = name;
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
@@ -111,6 +117,7 @@ export class Session {
     this.#logger = options.logger;
     this.#connector = prepared.createConnector({
       logger: options.mailLogger,
+      outbound: options.outbound,
       onDrop: (err) => this.#onDrop(err),
       resume: () => this.resume(),
     });
@@ -193,6 +200,7 @@ export class Session {
     const idle = this.#options.idleTimeoutMs;
     return {
       name: this.name,
+      owner: this.owner,
       type: this.type,
       state: this.#state,
       createdAt: this.createdAt.toISOString(),

@@ -7,7 +7,7 @@ import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
-import { CommonSessionFields, SecretString, SessionName } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
 import type { PreparedSession, SessionKind } from './kind.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
@@ -63,7 +63,7 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       host: Host,
       port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Default ${ports}.` })),
       secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS, the seed\'s "use secure connection (SSL/TLS)" (default true).' })),
-      username: Type.String({ minLength: 1, maxLength: 320, examples: ['bot@example.com'] }),
+      username: CredentialString('Mailbox user name.', { maxLength: 320 }),
       password: SecretString('Mailbox password. Never returned or logged.'),
       tls: Type.Optional(TlsBody),
       timeouts: Type.Optional(TimeoutsBody),
@@ -103,7 +103,8 @@ function tlsMode(secure: boolean, starttls: StartTlsMode): string {
 }
 
 function prepare(raw: { type: string } & Record<string, unknown>, config: Config): PreparedSession {
-  const body = raw as MailServerBody;
+  // secret references were resolved by the route: every credential is a string here
+  const body = raw as MailServerBody & { username: string; password: string };
   const protocol = body.type;
   const secure = body.secure ?? true;
   const starttls = body.tls?.starttls ?? 'required';

@@ -14,7 +14,7 @@ const Status = Type.Object({ status: Type.String(), sessions: Type.Optional(Type
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { isReady, sessionCount }) => {
   app.get(
     '/health',
-    { schema: { tags: ['operations'], summary: 'Liveness: the process answers', response: { 200: Status } } },
+    { schema: { tags: ['operations'], summary: 'Liveness: the process answers', security: [], response: { 200: Status } } },
     async () => ({ status: 'ok' }),
   );
   app.get(
@@ -22,6 +22,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
     {
       schema: {
         tags: ['operations'],
+        security: [],
         summary: 'Readiness: the service accepts new sessions',
         response: { 200: Status, 503: problemResponse('SHUTTING_DOWN: the service is not accepting new sessions.') },
       },

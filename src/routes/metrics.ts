@@ -7,6 +7,7 @@ export const metricsRoutes: FastifyPluginAsync<{ registry: Registry }> = async (
     {
       schema: {
         tags: ['operations'],
+        security: [],
         summary: 'Prometheus metrics',
         description: 'Sessions by type and state, connects, reconnects, failures by code, connect latency, keepalive round trip, process metrics.',
         produces: ['text/plain'],

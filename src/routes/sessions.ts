@@ -1,6 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import type { SecretStore } from '../security/secret-store.js';
+import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
 import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
@@ -12,9 +16,20 @@ export interface SessionRoutesOptions {
   pool: SessionPool;
   config: Config;
   services: KindServices;
+  secrets: SecretStore;
+}
+
+/** Whose sessions a request acts on: its own, or, for an admin, the `owner` it names. */
+function ownerOf(request: FastifyRequest, owner: string | undefined): string {
+  if (owner === undefined || owner === request.principal.name) return request.principal.name;
+  if (request.principal.role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may act on another principal\'s sessions');
+  return owner;
 }
 
 const NameParams = Type.Object({ name: SessionName });
+const OwnerQuery = {
+  owner: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Admin only: the principal whose session this is (default: the caller).' })),
+};
 const NAME_ERRORS = { 400: 'VALIDATION_ERROR: the name is not a valid session name.', 404: 'SESSION_NOT_FOUND: no session with this name.' };
 
 const imapExample = {
@@ -28,7 +43,7 @@ const imapExample = {
 };
 
 /** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services, secrets }) => {
   app.post(
     '/v1/sessions',
     {
@@ -56,9 +71,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const body = request.body;
-      const prepared = kindFor(body.type).prepare(body, config, services);
-      const { session, created } = await pool.create(body.name, prepared);
+      const { body, refs } = await resolveSecretRefs(request.body, request.principal, secrets);
+      const kind = kindFor(body.type).prepare(body, config, services);
+      const prepared = { ...kind, view: showRefs(kind.view, refs) };
+      const { session, created } = await pool.create(request.principal.name, body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
       return reply.code(status).send(session.view());
@@ -71,11 +87,15 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       schema: {
         tags: ['sessions'],
         summary: 'List sessions',
-        description: 'Shows cached mailbox summaries; inspect one session for a live one.',
+        description: "The caller's sessions, with cached mailbox summaries (inspect one for a live one). An admin key lists every principal's sessions with all=true.",
+        querystring: Type.Object({ all: Type.Optional(Type.Boolean({ description: 'Admin only: every principal\'s sessions.' })) }),
         response: { 200: { ...SessionListSchema, description: 'Every session in the pool.' }, ...problemResponses() },
       },
     },
-    async () => ({ sessions: pool.list().map((s) => s.view()) }),
+    async (request) => {
+      if (request.query.all && request.principal.role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may list every principal\'s sessions');
+      return { sessions: pool.list(request.query.all ? undefined : request.principal.name).map((s) => s.view()) };
+    },
   );
 
   app.get(
@@ -86,7 +106,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Inspect a session',
         description: `Includes a mailbox summary read from the server when the cached one is older than MSB_SUMMARY_MAX_AGE_MS (${config.MSB_SUMMARY_MAX_AGE_MS} ms here). Without refresh, inspect always answers 200 and shows the state and lastError. With refresh=true the summary is read live, and a session that is not connected answers like a mail action: 503 SESSION_RECONNECTING with Retry-After, 409 AUTHORIZATION_REQUIRED or SESSION_NOT_READY.`,
         params: NameParams,
-        querystring: Type.Object({ refresh: Type.Optional(Type.Boolean({ description: 'Read the mailbox summary live.' })) }),
+        querystring: Type.Object({ refresh: Type.Optional(Type.Boolean({ description: 'Read the mailbox summary live.' })), ...OwnerQuery }),
         response: {
           200: { ...SessionSchema, description: 'The session.' },
           ...problemResponses({
@@ -98,7 +118,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request) => {
-      const session = pool.get(request.params.name);
+      const session = pool.get(ownerOf(request, request.query.owner), request.params.name);
       session.touch();
       // a live read is a use of the mailbox: it answers like a mail action would on a session that is not ready
       if (request.query.refresh) session.requireConnected();
@@ -115,11 +135,12 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Close a session',
         description: 'Logs out from the server (LOGOUT / QUIT) and removes the session from the pool.',
         params: NameParams,
+        querystring: Type.Object(OwnerQuery),
         response: { 204: Type.Null({ description: 'Closed.' }), ...problemResponses(NAME_ERRORS) },
       },
     },
     async (request, reply) => {
-      await pool.close(request.params.name);
+      await pool.close(ownerOf(request, request.query.owner), request.params.name);
       return reply.code(204).send(null);
     },
   );

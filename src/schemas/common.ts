@@ -9,9 +9,22 @@ export const SessionName = Type.String({
 
 export const Timestamp = Type.String({ format: 'date-time' });
 
+export const SecretRefSchema = Type.Object(
+  { secret: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Name of a secret held by the server (MSB_SECRETS_DIR file or MSB_SECRET_<NAME> variable).' }) },
+  { additionalProperties: false, title: 'SecretRef', description: 'A reference to a secret held by the server, instead of the value.' },
+);
+
+/** A credential field: a string, or a reference to a secret held by the server (the seed's "Credential Vault or String"). */
+export function CredentialString(description: string, options: { writeOnly?: boolean; maxLength?: number } = {}) {
+  return Type.Union([Type.String({ minLength: 1, maxLength: options.maxLength ?? 4096 }), SecretRefSchema], {
+    description: `${description} A string, or {"secret": "name"}.`,
+    ...(options.writeOnly ? { writeOnly: true } : {}),
+  });
+}
+
 /** A field that carries a secret. Accepted in requests, never present in any response schema. */
 export function SecretString(description: string) {
-  return Type.String({ minLength: 1, maxLength: 4096, description, writeOnly: true });
+  return CredentialString(description, { writeOnly: true });
 }
 
 /** Fields every kind of session accepts besides its own. */

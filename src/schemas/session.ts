@@ -26,6 +26,7 @@ export const MailboxSchema = Type.Object(
 export const SessionSchema = Type.Object(
   {
     name: SessionName,
+    owner: Type.String({ description: 'The principal (API key) that created the session; only it and admins can see it.', examples: ['bot-a'] }),
     type: Type.String({ examples: ['imap'] }),
     state: SessionStateSchema,
     createdAt: Timestamp,
@@ -43,7 +44,7 @@ export const SessionSchema = Type.Object(
     host: Type.Optional(Type.String()),
     port: Type.Optional(Type.Integer()),
     secure: Type.Optional(Type.Boolean()),
-    username: Type.Optional(Type.String()),
+    username: Type.Optional(Type.String({ description: 'The user name, or `secret:<name>` when it was given as a secret reference.' })),
     tls: Type.Optional(
       Type.Object({
         mode: Type.String({ description: 'implicit, starttls-required, starttls-opportunistic or none.' }),

@@ -6,6 +6,8 @@ import net from 'node:net';
 
 export interface SilentServer {
   port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,9 @@ function reset(socket: net.Socket): void {
 /** Accepts TCP connections and never sends anything. close() also drops accepted sockets. */
 export async function startSilentServer(): Promise<SilentServer> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((socket) => {
+    accepted += 1;
     sockets.add(socket);
     socket.on('error', () => { /* the client going away is expected */ });
     socket.on('close', () => sockets.delete(socket));
@@ -58,6 +62,7 @@ export async function startSilentServer(): Promise<SilentServer> {
   const port = await listen(server);
   return {
     port,
+    accepted: () => accepted,
     async close() {
       for (const socket of sockets) socket.destroy();
       await closeServer(server);

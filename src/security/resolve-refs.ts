@@ -1,0 +1,38 @@
+import type { Principal } from './api-keys.js';
+import { isSecretRef, type SecretStore } from './secret-store.js';
+
+export interface ResolvedBody<T> {
+  body: T;
+  /** Top-level field -> secret name, for the fields that were given as references. */
+  refs: Map<string, string>;
+}
+
+/**
+ * Replaces every `{ "secret": "name" }` in a create body by the secret's value, read for `principal`.
+ * Kinds then see plain values and wrap them in `Secret` as usual.
+ */
+export async function resolveSecretRefs<T>(body: T, principal: Principal, store: SecretStore): Promise<ResolvedBody<T>> {
+  const refs = new Map<string, string>();
+  const walk = async (value: unknown, path: string[]): Promise<unknown> => {
+    if (isSecretRef(value)) {
+      if (path.length === 1) refs.set(path[0]!, value.secret);
+      return (await store.resolve(value, principal, `/${path.join('/')}`)).reveal();
+    }
+    if (Array.isArray(value)) return Promise.all(value.map((v, i) => walk(v, [...path, String(i)])));
+    if (value && typeof value === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = await walk(v, [...path, k]);
+      return out;
+    }
+    return value;
+  };
+  return { body: (await walk(body, [])) as T, refs };
+}
+
+/** Shows referenced top-level fields as `secret:<name>` in a session view, never their value. */
+export function showRefs<V extends Record<string, unknown>>(view: V, refs: Map<string, string>): V {
+  if (refs.size === 0) return view;
+  const out: Record<string, unknown> = { ...view };
+  for (const [field, name] of refs) if (field in out) out[field] = `secret:${name}`;
+  return out as V;
+}
