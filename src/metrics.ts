@@ -16,7 +16,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let watched: SessionPool | undefined;
-  collectDefaultMetrics({ register: registry, prefix: 'msb_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'msb_' });
 
   new Gauge({
     name: 'msb_sessions',
