@@ -17,6 +17,8 @@ import { OutboundPolicy } from './security/outbound-policy.js';
 import { SecretStore } from './security/secret-store.js';
 import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { oauthRoutes } from './routes/oauth.js';
+import { createOAuthBroker } from './oauth/create-broker.js';
 
 export interface AppDependencies {
   /** Logger to use instead of pino to stdout (tests capture lines through it). */
@@ -52,9 +54,9 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const services: KindServices = {};
   const metrics = createMetrics();
   const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
+  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound) };
   const keys = config.MSB_AUTH === 'keys' ? new ApiKeys(config.MSB_API_KEYS) : undefined;
   const secrets = new SecretStore({
     dir: config.MSB_SECRETS_DIR,
@@ -88,6 +90,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   });
   app.addHook('onClose', async () => {
     await pool.closeAll();
+    await services.oauth.close();
   });
 
   await app.register(problemsPlugin);
@@ -96,6 +99,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, config, services, secrets });
+  await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;
 }

@@ -1,10 +1,11 @@
 import { Type, type TSchema } from 'typebox';
 import { AppError } from '../errors.js';
 import type { SessionKind } from './kind.js';
+import { ewsKind } from './ews.js';
 import { mailServerKind } from './mail-server.js';
 
 /** Every session kind the service knows. A new protocol is one more entry here. */
-const kinds: readonly SessionKind[] = [mailServerKind];
+const kinds: readonly SessionKind[] = [mailServerKind, ewsKind];
 
 export const sessionTypes: readonly string[] = kinds.flatMap((k) => k.types);
 

@@ -1,13 +1,21 @@
 import type { TSchema } from 'typebox';
 import type { Config } from '../config.js';
 import type { Connector, ConnectorContext } from '../connectors/connector.js';
+import type { OAuthBroker } from '../oauth/broker.js';
 
 /**
  * Services shared by all sessions that a kind may need when it prepares a session (e.g. the OAuth2
  * broker). Built once in buildApp.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface KindServices {}
+export interface KindServices {
+  /** OAuth2 tokens, sign-ins and the encrypted token cache (EWS today; Graph and XOAUTH2 next). */
+  oauth: OAuthBroker;
+}
+
+/** Who creates the session. OAuth2 kinds keep cached tokens per owner, so one principal never reuses another's sign-in. */
+export interface PrepareContext {
+  owner: string;
+}
 
 /** Public, secret-free settings of a session, merged into its inspect output. */
 export type SessionSettingsView = Record<string, unknown>;
@@ -36,5 +44,5 @@ export interface SessionKind {
   bodies: readonly TSchema[];
   types: readonly string[];
   /** Applies defaults and semantic checks; throws AppError for a client mistake. */
-  prepare(body: { type: string } & Record<string, unknown>, config: Config, services: KindServices): PreparedSession;
+  prepare(body: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession;
 }

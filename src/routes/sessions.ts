@@ -72,7 +72,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     },
     async (request, reply) => {
       const { body, refs } = await resolveSecretRefs(request.body, request.principal, secrets);
-      const kind = kindFor(body.type).prepare(body, config, services);
+      // the owner keeps cached OAuth2 tokens apart between principals
+      const kind = kindFor(body.type).prepare(body, config, services, { owner: request.principal.name });
       const prepared = { ...kind, view: showRefs(kind.view, refs) };
       const { session, created } = await pool.create(request.principal.name, body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);

@@ -12,7 +12,7 @@ export const MailboxSchema = Type.Object(
   {
     name: Type.String({ examples: ['INBOX'] }),
     messages: Type.Integer({ minimum: 0 }),
-    unseen: Type.Optional(Type.Integer({ minimum: 0, description: 'IMAP only.' })),
+    unseen: Type.Optional(Type.Integer({ minimum: 0, description: 'IMAP and EWS (the Inbox UnreadCount).' })),
     size: Type.Optional(Type.Integer({ minimum: 0, description: 'POP3 only: total size in bytes.' })),
     checkedAt: Timestamp,
   },
@@ -47,13 +47,30 @@ export const SessionSchema = Type.Object(
     username: Type.Optional(Type.String({ description: 'The user name, or `secret:<name>` when it was given as a secret reference.' })),
     tls: Type.Optional(
       Type.Object({
-        mode: Type.String({ description: 'implicit, starttls-required, starttls-opportunistic or none.' }),
+        mode: Type.String({ description: 'implicit, starttls-required, starttls-opportunistic or none; https for EWS.' }),
         verifyCertificate: Type.Boolean(),
         customCa: Type.Boolean(),
         servername: Type.Optional(Type.String()),
       }),
     ),
     timeouts: Type.Optional(Type.Object({ connectMs: Type.Integer(), commandMs: Type.Integer() })),
+    url: Type.Optional(Type.String({ description: 'EWS: the endpoint the session talks to.' })),
+    domain: Type.Optional(Type.String({ description: 'EWS: the domain the endpoint was derived from, when given.' })),
+    exchangeVersion: Type.Optional(Type.String({ description: 'EWS: the RequestServerVersion sent.', examples: ['Exchange2013'] })),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          type: Type.String({ description: 'basic or oauth2.' }),
+          flow: Type.Optional(Type.String({ description: 'oauth2: authorizationCode, password or clientCredentials.' })),
+          clientId: Type.Optional(Type.String()),
+          tenantId: Type.Optional(Type.String()),
+          authorityHost: Type.Optional(Type.String()),
+          impersonate: Type.Optional(Type.String({ description: 'clientCredentials: the mailbox acted as.' })),
+          clientSecretSource: Type.Optional(Type.String({ description: 'Where the client secret comes from: request, server or none (never the secret itself).' })),
+        },
+        { description: 'EWS: how the session authenticates. Never a secret.' },
+      ),
+    ),
     mailbox: Nullable(MailboxSchema),
     warnings: Type.Array(Type.String(), { description: 'Things the caller should know, such as a dated deprecation.' }),
     authorizationUrl: Type.Optional(Type.String({ description: 'While awaiting_authorization: the sign-in page to open.' })),

@@ -48,7 +48,7 @@ export interface FakeIdentity {
   tokenRequests: TokenRequestRecord[];
   /** Every authorize page request's query. */
   authorizeRequests: URLSearchParams[];
-  /** Every access and refresh token issued (for leak checks). */
+  /** Every authorization code, access and refresh token issued (for leak checks). */
   issued: string[];
   /** Lifetime of the next access tokens, in seconds. */
   accessTokenLifetime: number;
@@ -201,8 +201,8 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
     const url = new URL(req.url ?? '/', origin);
     const [, tenant = '', ...rest] = url.pathname.split('/');
     const path = rest.join('/');
-    const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const page = (status: number, body: string) => res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }).end(body);
+    const json = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const page = (status: number, body: string): void => void res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }).end(body);
 
     if (req.method === 'GET' && path === 'v2.0/.well-known/openid-configuration') {
       const base = `${origin}/${tenant}`;
@@ -260,6 +260,7 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
         return;
       }
       const code = `code.${b64url(randomBytes(24))}`;
+      issued.push(code);
       const nonce = txn.get('nonce');
       codes.set(code, {
         user, clientId: txn.get('client_id') ?? '', scope: granted(txn.get('scope')), redirectUri: txn.get('redirect_uri') ?? '',

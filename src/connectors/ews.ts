@@ -1,0 +1,158 @@
+import { Agent } from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import type * as EwsApi from 'ews-javascript-api';
+import type * as EwsXhr from '@ewsjs/xhr';
+import type { Secret } from '../domain/secret.js';
+import { AppError } from '../errors.js';
+import { toEwsError } from '../mail-errors.js';
+import type { TokenSource } from '../oauth/token-source.js';
+import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
+import { withDeadline } from './deadline.js';
+import { outboundSecureContext } from './https-trust.js';
+
+/** Everything an EWS connector needs. Secrets stay wrapped until a request needs them. */
+export interface EwsSettings {
+  url: string;
+  host: string;
+  port: number;
+  username: string;
+  /** Basic only. */
+  password?: Secret;
+  exchangeVersion: string;
+  /** OAuth2: X-AnchorMailbox, which routes the request to the mailbox's server (required app-only). */
+  anchorMailbox?: string;
+  /** clientCredentials: the mailbox to act as (ExchangeImpersonation). */
+  impersonate?: string;
+  /** Extra trusted CA for this endpoint (PEM). */
+  ca?: string;
+  extraCaFile: string;
+  timeouts: { connectMs: number; commandMs: number };
+}
+
+interface EwsModules {
+  ews: typeof EwsApi;
+  /** An XhrApi that remembers the transport error, which the library's rejection keeps only as text. */
+  RecordingXhrApi: new (options: { httpsAgent: Agent; timeout: number; proxy: false }) => EwsXhr.XhrApi & { lastError: unknown };
+}
+
+interface PreparedService {
+  service: EwsApi.ExchangeService;
+  xhr: EwsXhr.XhrApi & { lastError: unknown };
+}
+
+let modules: Promise<EwsModules> | undefined;
+
+/** ews-javascript-api costs ~50 MiB and ~0.3 s to load: only when an EWS session first connects. */
+function loadEws(): Promise<EwsModules> {
+  modules ??= Promise.all([import('ews-javascript-api'), import('@ewsjs/xhr')]).then(([ews, xhr]) => {
+    class RecordingXhrApi extends xhr.XhrApi {
+      lastError: unknown;
+      override async xhr(...args: Parameters<EwsXhr.XhrApi['xhr']>) {
+        this.lastError = undefined;
+        try {
+          return await super.xhr(...args);
+        } catch (err) {
+          this.lastError = err;
+          throw err;
+        }
+      }
+    }
+    return { ews, RecordingXhrApi };
+  });
+  modules.catch(() => (modules = undefined));
+  return modules;
+}
+
+/**
+ * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
+ * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
+ * the TokenSource, which refreshes it before it expires.
+ */
+export class EwsConnector implements Connector {
+  readonly persistent = false;
+  readonly #settings: EwsSettings;
+  readonly #ctx: ConnectorContext;
+  readonly #tokens: TokenSource | undefined;
+  #agent: Agent | undefined;
+  #service: PreparedService | undefined;
+  #proof: MailboxSummary | undefined;
+  /** The address the outbound policy approved for this request; the agent connects there and nowhere else. */
+  #address: string | undefined;
+
+  constructor(settings: EwsSettings, ctx: ConnectorContext, tokens?: TokenSource) {
+    this.#settings = settings;
+    this.#ctx = ctx;
+    this.#tokens = tokens;
+  }
+
+  async connect(): Promise<void> {
+    this.#proof = await this.#readInbox(this.#settings.timeouts.connectMs);
+  }
+
+  async summary(): Promise<MailboxSummary> {
+    // the session asks for a summary right after connect(): the GetFolder that proved the connection answers it
+    const proof = this.#proof;
+    this.#proof = undefined;
+    if (proof && Date.now() - Date.parse(proof.checkedAt) < 1000) return proof;
+    return this.#readInbox(this.#settings.timeouts.commandMs);
+  }
+
+  async close(): Promise<void> {
+    this.#proof = undefined;
+    this.#tokens?.close();
+    this.#agent?.destroy();
+    this.#agent = undefined;
+    this.#service = undefined;
+  }
+
+  async #readInbox(timeoutMs: number): Promise<MailboxSummary> {
+    const s = this.#settings;
+    // a token first: AUTHORIZATION_REQUIRED and identity provider errors pass through as they are
+    const token = this.#tokens ? await this.#tokens.token() : undefined;
+    this.#address = await this.#ctx.outbound.check(s.host, s.port);
+    const { ews } = await loadEws();
+    const { service, xhr } = await this.#prepare();
+    service.Credentials = token ? new ews.OAuthCredentials(token.reveal(), true) : new ews.WebCredentials(s.username, s.password?.reveal() ?? '');
+    const secrets = [s.password?.reveal(), token?.reveal()].filter((v): v is string => v !== undefined);
+    try {
+      const folder = await withDeadline(ews.Folder.Bind(service, ews.WellKnownFolderName.Inbox), timeoutMs, `EWS ${s.host}:${s.port} GetFolder`);
+      // the library resolves null instead of failing when the answer has no folder
+      if (!folder) throw new AppError('MAIL_PROTOCOL_ERROR', `EWS ${s.host}:${s.port}: GetFolder for the Inbox returned no folder`);
+      return { name: 'Inbox', messages: folder.TotalCount, unseen: folder.UnreadCount, checkedAt: new Date().toISOString() };
+    } catch (err) {
+      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets });
+    }
+  }
+
+  async #prepare(): Promise<PreparedService> {
+    if (this.#service) return this.#service;
+    const s = this.#settings;
+    const { ews, RecordingXhrApi } = await loadEws();
+    const service = new ews.ExchangeService(ews.ExchangeVersion[s.exchangeVersion as keyof typeof ews.ExchangeVersion]);
+    service.Url = new ews.Uri(s.url);
+    service.UserAgent = 'mail-session-broker';
+    if (s.impersonate) service.ImpersonatedUserId = new ews.ImpersonatedUserId(ews.ConnectingIdType.SmtpAddress, s.impersonate);
+    if (s.anchorMailbox) service.HttpHeaders.Add('X-AnchorMailbox', s.anchorMailbox);
+    // the certificate is still verified against the host name (the URL keeps it); only the address is pinned
+    const lookup: LookupFunction = (_hostname, options, callback) => {
+      const address = this.#address;
+      if (!address) return callback(Object.assign(new Error('destination not checked'), { code: 'ENOTFOUND' }), '', 4);
+      if (options.all) (callback as (err: null, all: { address: string; family: number }[]) => void)(null, [{ address, family: isIP(address) }]);
+      else callback(null, address, isIP(address));
+    };
+    this.#agent = new Agent({ keepAlive: true, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
+    // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here
+    const xhr = new RecordingXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false });
+    service.XHRApi = xhr;
+    this.#service = { service, xhr };
+    this.#ctx.logger.debug({ url: s.url, version: s.exchangeVersion }, 'EWS service ready');
+    return this.#service;
+  }
+}
+
+/** The EWS response code of a ServiceResponseException (a number in the library), by name. */
+function errorName(ews: typeof EwsApi, err: unknown): string | undefined {
+  const response = (err as { Response?: { ErrorCode?: unknown } } | undefined)?.Response;
+  const code = response?.ErrorCode;
+  return typeof code === 'number' ? (ews.ServiceError as unknown as Record<number, string>)[code] : undefined;
+}

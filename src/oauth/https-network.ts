@@ -1,0 +1,110 @@
+import type { LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
+import { Agent, request } from 'node:https';
+import type { SecureContext } from 'node:tls';
+import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+
+/** The last transport failure seen, kept because MSAL reports a failed discovery only as "endpoints_resolution_error". */
+export interface TransportFailure {
+  code?: string;
+  message: string;
+  at: number;
+  /** The error itself when it is already one of ours (e.g. the outbound policy refused the host). */
+  error?: unknown;
+}
+
+/** Checks a destination and returns the address to connect to (the outbound policy). */
+export type DestinationGuard = (host: string, port: number) => Promise<string>;
+
+/** A lookup that answers with an address checked beforehand, so a second DNS answer cannot swap it. */
+function pinnedLookup(address: string): LookupFunction {
+  const family = isIP(address);
+  return (_hostname, options, callback) => {
+    if (options.all) (callback as (err: null, addresses: { address: string; family: number }[]) => void)(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+}
+
+const MAX_BODY = 1_048_576;
+
+/**
+ * MSAL's HTTP client over node:https with our trust (Node's roots + MSB_EXTRA_CA_FILE) and a deadline.
+ * MSAL's own client uses fetch, which cannot take a per-client CA; this one never turns verification off.
+ */
+export class HttpsNetworkClient implements INetworkModule {
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+  readonly #guard: DestinationGuard | undefined;
+  lastFailure: TransportFailure | undefined;
+
+  /** `guard`: for an identity provider a caller named, every request first passes the outbound policy. */
+  constructor(secureContext: SecureContext, timeoutMs: number, guard?: DestinationGuard) {
+    this.#agent = new Agent({ keepAlive: true, maxSockets: 16, secureContext, minVersion: 'TLSv1.2' });
+    this.#timeoutMs = timeoutMs;
+    this.#guard = guard;
+  }
+
+  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
+    return this.#send<T>('GET', url, options, timeout);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.#send<T>('POST', url, options);
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #send<T>(method: string, url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
+    let lookup: LookupFunction | undefined;
+    if (this.#guard) {
+      const target = new URL(url);
+      try {
+        lookup = pinnedLookup(await this.#guard(target.hostname, Number(target.port || 443)));
+      } catch (err) {
+        this.lastFailure = { message: err instanceof Error ? err.message : String(err), at: Date.now(), error: err };
+        throw err;
+      }
+    }
+    return this.#request<T>(method, url, options, timeout, lookup);
+  }
+
+  #request<T>(method: string, url: string, options: NetworkRequestOptions | undefined, timeout: number | undefined, lookup: LookupFunction | undefined): Promise<NetworkResponse<T>> {
+    const deadline = Math.min(timeout ?? this.#timeoutMs, this.#timeoutMs);
+    return new Promise((resolve, reject) => {
+      const fail = (err: NodeJS.ErrnoException) => {
+        this.lastFailure = { ...(err.code ? { code: err.code } : {}), message: err.message, at: Date.now() };
+        reject(err);
+      };
+      const req = request(url, { method, agent: this.#agent, headers: options?.headers ?? {}, timeout: deadline, ...(lookup ? { lookup } : {}) }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_BODY) req.destroy(Object.assign(new Error('identity provider answer too large'), { code: 'EMSGSIZE' }));
+          else chunks.push(chunk);
+        });
+        res.on('error', fail);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = text ? JSON.parse(text) : {};
+          } catch {
+            fail(Object.assign(new Error(`identity provider answered HTTP ${res.statusCode} with a body that is not JSON`), { code: 'EBADRESPONSE' }));
+            return;
+          }
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(res.headers)) {
+            if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+          }
+          resolve({ headers, body: body as T, status: res.statusCode ?? 0 });
+        });
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${deadline} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', fail);
+      req.end(options?.body);
+    });
+  }
+}
