@@ -10,7 +10,8 @@ import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { authPlugin } from './plugins/auth.js';
-import { problemsPlugin } from './plugins/problems.js';
+import { problemsPlugin, sendProblem } from './plugins/problems.js';
+import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { ApiKeys } from './security/api-keys.js';
 import { OutboundPolicy } from './security/outbound-policy.js';
@@ -43,6 +44,10 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // a URL Fastify cannot decode (e.g. "/%") is the client's mistake: answer it like every other one
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, new AppError('MALFORMED_REQUEST', error.message));
     },
     ajv: {
       customOptions: {

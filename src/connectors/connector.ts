@@ -38,8 +38,11 @@ export interface Connector {
    * false when it connects per use (POP3): the session only checks it now and then.
    */
   readonly persistent: boolean;
-  /** Opens the connection and authenticates. Rejects with an AppError (see mail-errors.ts). */
-  connect(): Promise<void>;
+  /**
+   * Opens the connection and authenticates. Rejects with an AppError (see mail-errors.ts). May resolve
+   * with the mailbox summary when reading it was part of proving the connection; else the session asks.
+   */
+  connect(): Promise<MailboxSummary | void>;
   /** Reads the mailbox summary from the server. */
   summary(): Promise<MailboxSummary>;
   /** Logs out cleanly (LOGOUT / QUIT). Never rejects; bounded in time. */

@@ -31,16 +31,19 @@ function trustedPems(extraCaFile: string): string[] {
   ];
 }
 
-// Building a context parses every root certificate (a few ms): done once per CA file, not per request
+// Building a context parses every root certificate (tens of ms with Node's ~150 roots): done once per
+// CA file and per-session CA, not per connection. Bounded, oldest first out.
 const shared = new Map<string, SecureContext>();
+const MAX_CONTEXTS = 256;
 
 /** A TLS context (TLS 1.2 at least) trusting the default CAs, MSB_EXTRA_CA_FILE and `sessionCa`. */
 export function outboundSecureContext(extraCaFile: string, sessionCa?: string): SecureContext {
-  if (sessionCa) return createSecureContext({ ca: [...trustedPems(extraCaFile), sessionCa], minVersion: 'TLSv1.2' });
-  let context = shared.get(extraCaFile);
+  const key = `${extraCaFile}\u0000${sessionCa ?? ''}`;
+  let context = shared.get(key);
   if (!context) {
-    context = createSecureContext({ ca: trustedPems(extraCaFile), minVersion: 'TLSv1.2' });
-    shared.set(extraCaFile, context);
+    context = createSecureContext({ ca: [...trustedPems(extraCaFile), ...(sessionCa ? [sessionCa] : [])], minVersion: 'TLSv1.2' });
+    if (shared.size >= MAX_CONTEXTS) shared.delete(shared.keys().next().value!);
+    shared.set(key, context);
   }
   return context;
 }

@@ -24,8 +24,9 @@ export class Pop3Connector implements Connector {
     this.#ctx = ctx;
   }
 
-  async connect(): Promise<void> {
-    await this.summary();
+  /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
+  connect(): Promise<MailboxSummary> {
+    return this.summary();
   }
 
   async summary(): Promise<MailboxSummary> {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { rootCertificates, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
+import { outboundSecureContext } from './https-trust.js';
 
 export type StartTlsMode = 'required' | 'opportunistic' | 'off';
 
@@ -11,27 +11,8 @@ export interface TlsSettings {
   /** Name to verify the certificate against, when it differs from host (e.g. host is an IP). */
   servername?: string;
   starttls: StartTlsMode;
-}
-
-let defaultCas: string[] | undefined;
-
-/**
- * Node's default trust: its bundled roots plus NODE_EXTRA_CA_CERTS. Passing `ca` to Node replaces the
- * default trust, so a per-session CA must be added to this list rather than given alone.
- */
-function defaultTrust(): string[] {
-  if (defaultCas) return defaultCas;
-  const extra = process.env.NODE_EXTRA_CA_CERTS;
-  let extraPem: string[] = [];
-  if (extra) {
-    try {
-      extraPem = [readFileSync(extra, 'utf8')];
-    } catch {
-      // Node itself only warns about an unreadable NODE_EXTRA_CA_CERTS; do the same by ignoring it
-    }
-  }
-  defaultCas = [...rootCertificates, ...extraPem];
-  return defaultCas;
+  /** MSB_EXTRA_CA_FILE: CAs trusted in addition to Node's default trust, for every outbound TLS. */
+  extraCaFile: string;
 }
 
 /** Node TLS options for a mail connection: verification on unless opted out, TLS 1.2 at least. */
@@ -41,6 +22,7 @@ export function tlsOptions(host: string, tls: TlsSettings): ConnectionOptions {
     rejectUnauthorized: tls.verifyCertificate,
     minVersion: 'TLSv1.2',
     ...(servername ? { servername } : {}),
-    ...(tls.ca ? { ca: [...defaultTrust(), tls.ca] } : {}),
+    // the same trust as EWS and the identity provider: Node's roots, NODE_EXTRA_CA_CERTS, MSB_EXTRA_CA_FILE, tls.ca
+    secureContext: outboundSecureContext(tls.extraCaFile, tls.ca),
   };
 }

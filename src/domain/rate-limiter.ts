@@ -4,6 +4,8 @@
  */
 export class RateLimiter {
   readonly #perSecond: number;
+  /** Bucket size: a tenth of a second's worth, so no one-second window sees much more than the rate. */
+  readonly #burst: number;
   #tokens: number;
   #last = Date.now();
   #waiting: (() => void)[] = [];
@@ -12,7 +14,8 @@ export class RateLimiter {
   /** `perSecond` = 0 means unlimited. */
   constructor(perSecond: number) {
     this.#perSecond = perSecond;
-    this.#tokens = perSecond;
+    this.#burst = Math.max(1, Math.ceil(perSecond / 10));
+    this.#tokens = this.#burst;
   }
 
   acquire(): Promise<void> {
@@ -36,7 +39,7 @@ export class RateLimiter {
 
   #refill(): void {
     const now = Date.now();
-    this.#tokens = Math.min(this.#perSecond, this.#tokens + ((now - this.#last) / 1000) * this.#perSecond);
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#perSecond);
     this.#last = now;
   }
 

@@ -62,13 +62,21 @@ export interface SessionOptions {
 }
 
 /** Errors that another attempt cannot fix: reconnecting would only hammer the server. */
-const PERMANENT: ReadonlySet<ErrorCode> = new Set([
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'MAIL_AUTH_FAILED',
   'MAIL_HOST_NOT_FOUND',
   'MAIL_TLS_FAILED',
   'MAIL_STARTTLS_UNAVAILABLE',
   'UNSUPPORTED_OPTION',
   'INSECURE_TLS_FORBIDDEN',
+  'DESTINATION_FORBIDDEN',
+  'SECRET_UNAVAILABLE',
+  'EWS_ACCESS_DENIED',
+  'OAUTH_ACCESS_DENIED',
+  'OAUTH_MFA_REQUIRED',
+  'OAUTH_CLIENT_REJECTED',
+  'OAUTH_CLIENT_SECRET_REQUIRED',
+  'OAUTH_ACCOUNT_MISMATCH',
 ]);
 
 function toSessionError(err: unknown): SessionError {
@@ -153,7 +161,7 @@ export class Session {
   async refresh(maxAgeMs: number): Promise<void> {
     if (this.#state !== 'connected') return;
     const age = this.#mailbox ? Date.now() - Date.parse(this.#mailbox.checkedAt) : Infinity;
-    if (age <= maxAgeMs) return;
+    if (maxAgeMs > 0 && age <= maxAgeMs) return;
     await this.#exclusive(async () => {
       if (this.#state !== 'connected') return;
       try {
@@ -225,8 +233,8 @@ export class Session {
   async #connect(reconnect: boolean): Promise<void> {
     const started = Date.now();
     try {
-      await this.#connector.connect();
-      this.#mailbox = await this.#connector.summary();
+      // a connector that reads the summary while proving the connection hands it back (POP3: one login, not two)
+      this.#mailbox = (await this.#connector.connect()) ?? (await this.#connector.summary());
     } catch (err) {
       if (this.#awaitAuthorization(err)) return;
       if (!reconnect) {
@@ -242,6 +250,8 @@ export class Session {
     }
     this.#state = 'connected';
     this.#connectedAt = new Date();
+    // lastError describes what is wrong now; the history of drops is in the metrics and the log
+    this.#lastError = undefined;
     this.#attempt = 0;
     this.#nextAttemptAt = undefined;
     this.#options.observer.connected(this.type, Date.now() - started, reconnect);

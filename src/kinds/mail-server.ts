@@ -128,6 +128,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
     tls: {
       verifyCertificate,
       starttls,
+      extraCaFile: config.MSB_EXTRA_CA_FILE,
       ...(body.tls?.ca ? { ca: body.tls.ca } : {}),
       ...(body.tls?.servername ? { servername: body.tls.servername.toLowerCase() } : {}),
     },

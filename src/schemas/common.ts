@@ -30,6 +30,6 @@ export function SecretString(description: string) {
 /** Fields every kind of session accepts besides its own. */
 export const CommonSessionFields = {
   idleTimeoutMs: Type.Optional(
-    Type.Integer({ minimum: 0, maximum: 2_592_000_000, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
+    Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
   ),
 };

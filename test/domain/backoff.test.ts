@@ -14,8 +14,8 @@ test('backoff doubles, is capped, and jitters within the upper half', () => {
   assert.equal(backoffDelay(1000, policy, () => 0.5), 750);
 });
 
-test('the rate limiter lets a burst of its rate through, then holds the rest', async () => {
-  const limiter = new RateLimiter(5);
+test('the rate limiter lets a burst of a tenth of its rate through, then holds the rest', async () => {
+  const limiter = new RateLimiter(50);
   let granted = 0;
   const all = Array.from({ length: 8 }, () => limiter.acquire().then(() => (granted += 1)));
   await new Promise((resolve) => setImmediate(resolve));
