@@ -10,7 +10,7 @@ import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { authPlugin } from './plugins/auth.js';
-import { problemsPlugin, sendProblem } from './plugins/problems.js';
+import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { ApiKeys } from './security/api-keys.js';
@@ -46,9 +46,15 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     // a URL Fastify cannot decode (e.g. "/%") is the client's mistake: answer it like every other one
+    // (hooks do not run for these, so the headers every answer carries are set here too)
     frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff');
       void sendProblem(request, reply, new AppError('MALFORMED_REQUEST', error.message));
     },
+    // a request the HTTP parser rejects never reaches Fastify: answer problem+json on the raw socket
+    clientErrorHandler: writeRawProblem,
+    // long enough that an over-long session name reaches validation (400) instead of the router's 414
+    routerOptions: { maxParamLength: 512 },
     ajv: {
       customOptions: {
         // keep unknown fields so they are reported (additionalProperties: false), not silently dropped

@@ -107,9 +107,10 @@ export class EwsConnector implements Connector {
 
   async #readInbox(timeoutMs: number): Promise<MailboxSummary> {
     const s = this.#settings;
-    // a token first: AUTHORIZATION_REQUIRED and identity provider errors pass through as they are
-    const token = this.#tokens ? await this.#tokens.token() : undefined;
+    // the destination first: no token (and no ROPC password) is fetched for a host the policy refuses
     this.#address = await this.#ctx.outbound.check(s.host, s.port);
+    // then a token: AUTHORIZATION_REQUIRED and identity provider errors pass through as they are
+    const token = this.#tokens ? await this.#tokens.token() : undefined;
     const { ews } = await loadEws();
     const { service, xhr } = await this.#prepare();
     service.Credentials = token ? new ews.OAuthCredentials(token.reveal(), true) : new ews.WebCredentials(s.username, s.password?.reveal() ?? '');

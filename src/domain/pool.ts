@@ -61,8 +61,10 @@ export class SessionPool {
     try {
       await session.open();
     } catch (err) {
-      // a session that never connected is not kept: the caller can retry with corrected settings
+      // a session that never connected is not kept: the caller can retry with corrected settings;
+      // closing it also stops its timers, which would otherwise keep it (and its secrets) in memory
       this.#forget(session);
+      await session.close();
       throw err;
     }
     return { session, created: true };

@@ -1,3 +1,5 @@
+import { AppError } from '../errors.js';
+
 /** Where an EWS session connects, and what the service should say about that endpoint. */
 
 /** Exchange versions ews-javascript-api 0.15 knows (its ExchangeVersion enum, minus its internal marker). */
@@ -31,8 +33,16 @@ export const OFFICE365_EWS_URL = 'https://outlook.office365.com/EWS/Exchange.asm
  * neither, the Office 365 endpoint.
  */
 export function ewsEndpoint(url: string | undefined, domain: string | undefined): URL {
-  if (url) return new URL(url);
-  if (domain) return new URL(`https://${domain.toLowerCase().replace(/\.$/, '')}/EWS/Exchange.asmx`);
+  const parse = (text: string, field: string) => {
+    try {
+      return new URL(text);
+    } catch {
+      // the schema's pattern lets through some strings that WHATWG URL parsing refuses
+      throw new AppError('INVALID_SETTINGS', `${field} is not a valid URL`, { errors: [{ path: field, message: 'is not a valid URL' }] });
+    }
+  };
+  if (url) return parse(url, '/body/url');
+  if (domain) return parse(`https://${domain.toLowerCase().replace(/\.$/, '')}/EWS/Exchange.asmx`, '/body/domain');
   return new URL(OFFICE365_EWS_URL);
 }
 

@@ -10,8 +10,19 @@ interface AuthInput {
   authorityHost?: string | undefined;
 }
 
+/** A host[:port] that parses back to itself as a URL authority (MSAL rejects anything else later, as a 502). */
+function isPlainHost(hostPort: string): boolean {
+  try {
+    const u = new URL(`https://${hostPort}`);
+    return u.host === hostPort && u.pathname === '/' && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}
+
 function invalid(path: string, message: string): AppError {
-  return new AppError('VALIDATION_ERROR', `${path} ${message}`, { errors: [{ path, message }] });
+  // schema-valid, but the fields do not fit together: 422, not a schema error (400)
+  return new AppError('INVALID_SETTINGS', `${path} ${message}`, { errors: [{ path, message }] });
 }
 
 /** The hosts (host[:port], lower case) where the server's EWS secret may be used. */
@@ -39,6 +50,7 @@ export function resolveOAuthApp(auth: AuthInput, flow: OAuthFlow, endpoint: URL,
   const tenantId = auth.tenantId ?? (config.MSB_EWS_TENANT_ID || (flow === 'clientCredentials' ? '' : 'organizations'));
   if (!tenantId) throw invalid('/body/auth/tenantId', 'is required by the clientCredentials flow: this server has no MSB_EWS_TENANT_ID');
   const authorityHost = (auth.authorityHost ?? config.MSB_OAUTH_AUTHORITY_HOST).toLowerCase();
+  if (auth.authorityHost !== undefined && !isPlainHost(authorityHost)) throw invalid('/body/auth/authorityHost', 'is not a host[:port] that MSAL can use');
 
   let clientSecret: Secret | undefined;
   if (auth.clientSecret !== undefined) {

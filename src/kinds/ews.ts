@@ -90,7 +90,8 @@ type EwsBodyInput = Omit<Static<typeof EwsBody>, 'username' | 'password' | 'auth
 };
 
 function invalid(path: string, message: string): AppError {
-  return new AppError('VALIDATION_ERROR', `${path} ${message}`, { errors: [{ path, message }] });
+  // schema-valid, but the fields do not fit together: 422, not a schema error (400)
+  return new AppError('INVALID_SETTINGS', `${path} ${message}`, { errors: [{ path, message }] });
 }
 
 function prepare(raw: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession {

@@ -19,6 +19,30 @@ export interface AuthOptions {
 
 const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'anonymous', role: 'admin' });
 
+/**
+ * Whether a request needs a key. Decided on the route the router matched (its pattern), not on the raw
+ * URL: the router decodes %XX and accepts absolute-form targets, so a raw-prefix check could be dodged.
+ * Unmatched requests need a key when their decoded path is under /v1, so 404s reveal nothing there.
+ */
+function needsKey(request: FastifyRequest, publicPaths: readonly string[]): boolean {
+  const route = request.routeOptions.url;
+  if (route !== undefined) return route.startsWith('/v1/') && !publicPaths.includes(route);
+  let path = request.url;
+  try {
+    path = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
+  } catch {
+    // undecodable: treat as protected
+    return true;
+  }
+  return path.startsWith('/v1/') || path === '/v1';
+}
+
+/** The authenticated principal of a /v1 request; a route reached without one is refused, never served. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('UNAUTHENTICATED', 'send an API key: Authorization: Bearer <key>');
+  return request.principal;
+}
+
 /** Bearer API keys on every /v1 route. Health, metrics and the documentation stay open. */
 export const authPlugin = fp(
   async (app: FastifyInstance, { keys, publicPaths }: AuthOptions) => {
@@ -27,8 +51,7 @@ export const authPlugin = fp(
       app.log.warn('API AUTHENTICATION IS OFF (MSB_AUTH=none): anyone who reaches this port can use every session. Development only.');
     }
     app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-      const path = request.url.split('?')[0] ?? '';
-      if (!path.startsWith('/v1/') || publicPaths.includes(path)) return;
+      if (!needsKey(request, publicPaths)) return;
       if (!keys) {
         request.principal = DEV_PRINCIPAL;
         return;

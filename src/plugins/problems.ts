@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError, errorCatalog, isAppError, problemType, type ErrorCode } from '../errors.js';
@@ -76,15 +77,57 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 /** Every non-2xx answer, including Fastify's own and 404s, is RFC 9457 problem+json with a stable code. */
 export const problemsPlugin = fp(
   async (app: FastifyInstance) => {
+    // every route's path pattern and methods, so that a known path with another method answers 405
+    const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+    app.addHook('onRoute', (route) => {
+      const entry = routes.get(route.url) ?? {
+        pattern: new RegExp(`^${route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
+        methods: new Set<string>(),
+      };
+      for (const method of [route.method].flat()) entry.methods.add(method);
+      routes.set(route.url, entry);
+    });
+    const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+      const path = request.url.split('?')[0] ?? request.url;
+      const allowed = [...routes.values()].filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]);
+      if (allowed.length > 0) {
+        const allow = [...new Set(allowed)].sort().join(', ');
+        reply.header('allow', allow);
+        return sendProblem(request, reply, new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path}; use ${allow}`));
+      }
+      return sendProblem(request, reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${path}`));
+    };
+
     app.setErrorHandler((err: unknown, request, reply) => {
+      // an unmatched request can fail before the not-found handler (e.g. a body method without a content
+      // type): what the caller needs to hear is that the route or method does not exist
+      if (request.is404 && !isAppError(err)) return notFound(request, reply);
       const error = toAppError(err);
       if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
       else request.log.info({ code: error.code, detail: error.message }, 'request refused');
       return sendProblem(request, reply, error);
     });
-    app.setNotFoundHandler((request, reply) =>
-      sendProblem(request, reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
-    );
+    app.setNotFoundHandler(notFound);
   },
   { name: 'problems' },
 );
+
+/** Answers an HTTP parse error (bad header bytes, headers too large) on the raw socket, as problem+json. */
+export function writeRawProblem(err: Error & { code?: string; rawPacket?: unknown }, socket: import('node:stream').Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'MALFORMED_REQUEST';
+  const { status, title } = errorCatalog[code];
+  const requestId = randomUUID();
+  // the path of the request line, when there is a plain one; else the root, so the body keeps its shape
+  const line = /^[^\r\n/]{0,32}(\/[\x21-\x7e]{0,2048})[ \r\n]/.exec(Buffer.isBuffer(err.rawPacket) ? err.rawPacket.toString('latin1') : '');
+  const instance = line?.[1]?.split('?')[0] ?? '/';
+  const body = JSON.stringify({ type: problemType(code), title, status, detail: 'the HTTP request could not be parsed', code, instance, requestId });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\n` +
+      `Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import type { SessionPool } from '../domain/pool.js';
+import { principalOf } from '../plugins/auth.js';
 import { AppError, errorCatalog, isAppError } from '../errors.js';
 import type { KindServices } from '../kinds/kind.js';
 import { CALLBACK_PATH } from '../oauth/broker.js';
@@ -77,7 +78,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const session = pool.get(request.principal.name, request.params.name);
+      const session = pool.get(principalOf(request).name, request.params.name);
       const view = session.view();
       if (session.state !== 'awaiting_authorization' || !view.authorizationUrl) {
         throw new AppError('SESSION_NOT_AWAITING_AUTHORIZATION', `session "${session.name}" is ${session.state}: it does not wait for an OAuth2 sign-in`);

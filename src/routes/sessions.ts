@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import { principalOf } from '../plugins/auth.js';
 import type { SecretStore } from '../security/secret-store.js';
 import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
 import type { SessionPool } from '../domain/pool.js';
@@ -21,8 +22,8 @@ export interface SessionRoutesOptions {
 
 /** Whose sessions a request acts on: its own, or, for an admin, the `owner` it names. */
 function ownerOf(request: FastifyRequest, owner: string | undefined): string {
-  if (owner === undefined || owner === request.principal.name) return request.principal.name;
-  if (request.principal.role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may act on another principal\'s sessions');
+  if (owner === undefined || owner === principalOf(request).name) return principalOf(request).name;
+  if (principalOf(request).role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may act on another principal\'s sessions');
   return owner;
 }
 
@@ -71,11 +72,11 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { body, refs } = await resolveSecretRefs(request.body, request.principal, secrets);
+      const { body, refs } = await resolveSecretRefs(request.body, principalOf(request), secrets);
       // the owner keeps cached OAuth2 tokens apart between principals
-      const kind = kindFor(body.type).prepare(body, config, services, { owner: request.principal.name });
+      const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name });
       const prepared = { ...kind, view: showRefs(kind.view, refs) };
-      const { session, created } = await pool.create(request.principal.name, body.name, prepared);
+      const { session, created } = await pool.create(principalOf(request).name, body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
       return reply.code(status).send(session.view());
@@ -94,8 +95,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request) => {
-      if (request.query.all && request.principal.role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may list every principal\'s sessions');
-      return { sessions: pool.list(request.query.all ? undefined : request.principal.name).map((s) => s.view()) };
+      if (request.query.all && principalOf(request).role !== 'admin') throw new AppError('FORBIDDEN', 'only an admin key may list every principal\'s sessions');
+      return { sessions: pool.list(request.query.all ? undefined : principalOf(request).name).map((s) => s.view()) };
     },
   );
 

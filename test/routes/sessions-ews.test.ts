@@ -212,47 +212,43 @@ describe('EWS sessions through the HTTP API', () => {
     assert.ok(!sent.includes(APPS.server.secret), 'the server secret reached no caller-named endpoint');
   });
 
-  test('EWS on Exchange Online carries the dated retirement warning (no Microsoft host is contacted)', async (t) => {
-    // names only in the allow list: a forbidden host is refused before any DNS query
+  test('a destination the outbound policy refuses is refused before any sign-in or token request', async (t) => {
+    // names only in the allow list: a forbidden host is refused before any DNS query. (The Exchange Online
+    // retirement warning itself is checked through prepare() in test/kinds/ews-prepare.test.ts.)
     const a = await app(t, { MSB_OUTBOUND_ALLOW: 'localhost' });
-    const res = await create(a, { name: 'exo', type: 'ews', domain: 'outlook.office365.com', username: USERS.bob.name, auth: { type: 'oauth2' } });
-    assert.equal(res.statusCode, 202, res.body);
-    const s = (await a.inject({ method: 'GET', url: '/v1/sessions/exo' })).json();
-    assert.equal(s.url, 'https://outlook.office365.com/EWS/Exchange.asmx');
-    assert.equal(s.warnings.length, 1);
-    assert.match(s.warnings[0], /2026-10-01/);
-    assert.match(s.warnings[0], /2027-04-01/);
-    assert.match(s.warnings[0], /MC1227454/);
-    assert.match(s.warnings[0], /`outlook` session type/);
-    assert.match(s.authorizationUrl, new RegExp(`^https://${world.idp.host.replace(/\./g, '\\.')}/`));
-    assert.match(decodeURIComponent(s.authorizationUrl), /https:\/\/outlook\.office365\.com\/EWS\.AccessAsUser\.All/);
-
+    const tokenRequests = world.idp.tokenRequests.length;
+    const oauth = await create(a, { name: 'exo', type: 'ews', domain: 'outlook.office365.com', username: USERS.bob.name, auth: { type: 'oauth2' } });
+    assertProblem(oauth, 'DESTINATION_FORBIDDEN');
+    const ropc = await create(a, { name: 'exo-ropc', type: 'ews', domain: 'outlook.office365.com', username: USERS.bob.name, password: USERS.bob.password, auth: { type: 'oauth2', flow: 'password' } });
+    assertProblem(ropc, 'DESTINATION_FORBIDDEN');
+    assert.equal(world.idp.tokenRequests.length, tokenRequests, 'no password or code went to the identity provider');
     const basicExo = await create(a, { name: 'exo-basic', type: 'ews', username: USERS.bob.name, password: USERS.bob.password, auth: { type: 'basic' } });
     assertProblem(basicExo, 'DESTINATION_FORBIDDEN');
   });
 
   test('invalid combinations are refused before connecting', async (t) => {
     const a = await app(t, { MSB_EWS_TENANT_ID: '' });
-    const cases: [Record<string, unknown>, string][] = [
-      [{ ...basic('v1'), password: undefined }, '/body/password'],
-      [{ ...basic('v2'), auth: { type: 'basic', clientId: APPS.public.id } }, '/body/auth/clientId'],
-      [{ ...basic('v3'), auth: { type: 'oauth2' } }, '/body/password'],
-      [{ ...basic('v4'), password: undefined, auth: { type: 'oauth2', impersonate: USERS.shared.name } }, '/body/auth/impersonate'],
-      [{ ...basic('v5'), password: undefined, auth: { type: 'oauth2', flow: 'clientCredentials', clientId: APPS.bot.id, clientSecret: 'x-secret' } }, '/body/auth/tenantId'],
-      [{ ...basic('v6'), exchangeVersion: 'Exchange2003' }, '/body/exchangeVersion'],
-      [{ ...basic('v7'), url: 'http://127.0.0.1/EWS/Exchange.asmx' }, '/body/url'],
-      [{ ...basic('v8'), auth: { type: 'kerberos' } }, '/body/auth/type'],
-      [{ ...basic('v9'), auth: { type: 'oauth2', flow: 'device' } }, '/body/auth/flow'],
+    // schema errors are 400 VALIDATION_ERROR; fields that do not fit together are 422 INVALID_SETTINGS
+    const cases: [Record<string, unknown>, string, 'VALIDATION_ERROR' | 'INVALID_SETTINGS'][] = [
+      [{ ...basic('v1'), password: undefined }, '/body/password', 'INVALID_SETTINGS'],
+      [{ ...basic('v2'), auth: { type: 'basic', clientId: APPS.public.id } }, '/body/auth/clientId', 'INVALID_SETTINGS'],
+      [{ ...basic('v3'), auth: { type: 'oauth2' } }, '/body/password', 'INVALID_SETTINGS'],
+      [{ ...basic('v4'), password: undefined, auth: { type: 'oauth2', impersonate: USERS.shared.name } }, '/body/auth/impersonate', 'INVALID_SETTINGS'],
+      [{ ...basic('v5'), password: undefined, auth: { type: 'oauth2', flow: 'clientCredentials', clientId: APPS.bot.id, clientSecret: 'x-secret' } }, '/body/auth/tenantId', 'INVALID_SETTINGS'],
+      [{ ...basic('v6'), exchangeVersion: 'Exchange2003' }, '/body/exchangeVersion', 'VALIDATION_ERROR'],
+      [{ ...basic('v7'), url: 'http://127.0.0.1/EWS/Exchange.asmx' }, '/body/url', 'VALIDATION_ERROR'],
+      [{ ...basic('v8'), auth: { type: 'kerberos' } }, '/body/auth/type', 'VALIDATION_ERROR'],
+      [{ ...basic('v9'), auth: { type: 'oauth2', flow: 'device' } }, '/body/auth/flow', 'VALIDATION_ERROR'],
     ];
-    for (const [payload, path] of cases) {
+    for (const [payload, path, code] of cases) {
       const res = await create(a, payload);
-      const problem = assertProblem(res, 'VALIDATION_ERROR');
+      const problem = assertProblem(res, code);
       const paths = (problem.errors as { path: string }[]).map((e) => e.path);
       assert.ok(paths.includes(path), `${JSON.stringify(payload)}: ${paths.join(', ')}`);
     }
     const b = await app(t, { MSB_EWS_CLIENT_ID: '' });
     const noClient = await create(b, { ...basic('v10'), password: undefined, auth: { type: 'oauth2' } });
-    assert.ok((assertProblem(noClient, 'VALIDATION_ERROR').errors as { path: string }[]).some((e) => e.path === '/body/auth/clientId'));
+    assert.ok((assertProblem(noClient, 'INVALID_SETTINGS').errors as { path: string }[]).some((e) => e.path === '/body/auth/clientId'));
   });
 
   test('no password, client secret or token in any log line or response body', () => {

@@ -51,6 +51,12 @@ test('unknown sessions and routes', async (t) => {
   assertProblem(await app.inject({ method: 'DELETE', url: '/v1/sessions/nobody' }), 'SESSION_NOT_FOUND');
   assertProblem(await app.inject({ method: 'GET', url: '/v1/sessions/bad%20name' }), 'VALIDATION_ERROR');
   assertProblem(await app.inject({ method: 'GET', url: '/v2/anything' }), 'ROUTE_NOT_FOUND');
+  const wrongMethod = await app.inject({ method: 'PUT', url: '/v1/sessions/someone' });
+  assertProblem(wrongMethod, 'METHOD_NOT_ALLOWED');
+  assert.equal(wrongMethod.headers.allow, 'DELETE, GET, HEAD');
+  assertProblem(await app.inject({ method: 'TRACE', url: '/health' }), 'METHOD_NOT_ALLOWED');
+  assertProblem(await app.inject({ method: 'GET', url: '/v1/sessions/%' }), 'MALFORMED_REQUEST');
+  assertProblem(await app.inject({ method: 'GET', url: `/v1/sessions/${'n'.repeat(300)}` }), 'VALIDATION_ERROR');
   const list = await app.inject({ method: 'GET', url: '/v1/sessions' });
   assert.deepEqual(list.json(), { sessions: [] });
 });
