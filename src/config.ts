@@ -74,6 +74,32 @@ export const ConfigSchema = Type.Object({
     default: 'outlook.office365.com',
     description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
   }),
+  // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
+  MSB_GRAPH_CLIENT_ID: Type.String({
+    default: '',
+    description: 'Application (client) ID of the server\'s Microsoft 365 app registration, used by outlook sessions and by IMAP/POP3 sessions with auth provider "microsoft" that give no auth.clientId.',
+  }),
+  MSB_GRAPH_TENANT_ID: Type.String({ default: '', description: 'Directory (tenant) ID for outlook and Microsoft IMAP/POP3 OAuth2 sessions that give no auth.tenantId (else "organizations").' }),
+  MSB_GRAPH_CLIENT_SECRET: Type.String({
+    default: '',
+    description: 'Client secret of MSB_GRAPH_CLIENT_ID. Used only with that client ID, MSB_OAUTH_AUTHORITY_HOST, and MSB_GRAPH_HOST (outlook) or a host of MSB_MAIL_OAUTH_TRUSTED_HOSTS (IMAP/POP3).',
+  }),
+  MSB_GRAPH_HOST: Type.String({
+    pattern: HOST_PORT,
+    default: 'graph.microsoft.com',
+    description: 'Microsoft Graph host[:port] of outlook sessions (graph.microsoft.us, microsoftgraph.chinacloudapi.cn for sovereign clouds). The only Graph host that gets tokens obtained with MSB_GRAPH_CLIENT_SECRET.',
+  }),
+  MSB_GRAPH_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 10,
+    default: 4,
+    description: 'Most attempts of one Graph request answered 429 or 5xx (waiting Retry-After between them), all within the session\'s connect or command timeout.',
+  }),
+  MSB_MAIL_OAUTH_TRUSTED_HOSTS: Type.String({
+    pattern: `^(${HOST_PORT.slice(1, -1)})?(,\\s*${HOST_PORT.slice(1, -1)})*$`,
+    default: 'outlook.office365.com',
+    description: 'Comma-separated IMAP/POP3 host[:port] list (a host alone: any port) where tokens obtained with MSB_GRAPH_CLIENT_SECRET may be sent. A session naming another mail host brings its own client secret.',
+  }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -34,6 +34,10 @@ export const errorCatalog = {
   MAIL_STARTTLS_UNAVAILABLE: { status: 502, title: 'The mail server does not offer STARTTLS' },
   MAIL_PROTOCOL_ERROR: { status: 502, title: 'The mail server answered in an unexpected way' },
   EWS_ACCESS_DENIED: { status: 422, title: 'Exchange refused access to the mailbox' },
+  GRAPH_ACCESS_DENIED: { status: 422, title: 'Microsoft Graph refused access to the mailbox' },
+  GRAPH_MAILBOX_NOT_FOUND: { status: 422, title: 'Microsoft Graph knows no such mailbox' },
+  GRAPH_THROTTLED: { status: 503, title: 'Microsoft Graph is throttling requests' },
+  GRAPH_UNAVAILABLE: { status: 503, title: 'Microsoft Graph is unavailable' },
   SESSION_NOT_AWAITING_AUTHORIZATION: { status: 409, title: 'The session does not wait for an OAuth2 sign-in' },
   OAUTH_STATE_INVALID: { status: 400, title: 'The OAuth2 state is unknown, used or expired' },
   OAUTH_ACCESS_DENIED: { status: 403, title: 'The sign-in or consent was refused' },
@@ -62,6 +66,23 @@ export class AppError extends Error {
     this.code = code;
     this.status = errorCatalog[code].status;
     this.extra = extra;
+  }
+}
+
+/**
+ * A create body that matches its schema but whose fields do not fit together (or a URL that the
+ * schema's pattern lets through but the URL parser refuses): 422 INVALID_SETTINGS, naming the field.
+ */
+export function invalidSettings(path: string, message: string): AppError {
+  return new AppError('INVALID_SETTINGS', `${path} ${message}`, { errors: [{ path, message }] });
+}
+
+/** Parses a URL from a create body; a string the WHATWG parser refuses is INVALID_SETTINGS for that field. */
+export function parseSettingsUrl(text: string, path: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw invalidSettings(path, 'is not a valid URL');
   }
 }
 

@@ -15,3 +15,10 @@ export function assertProblem(res: LightMyRequestResponse, code: ErrorCode): Rec
   assert.equal(typeof body.requestId, 'string');
   return body;
 }
+
+/** Asserts a refused create body: 400 VALIDATION_ERROR (schema) or 422 INVALID_SETTINGS (fields that do not fit). */
+export function assertInvalidBody(res: LightMyRequestResponse): Record<string, unknown> {
+  const code = (res.json() as { code?: string }).code;
+  assert.ok(code === 'VALIDATION_ERROR' || code === 'INVALID_SETTINGS', `expected VALIDATION_ERROR or INVALID_SETTINGS, got ${res.statusCode} ${res.body}`);
+  return assertProblem(res, code);
+}

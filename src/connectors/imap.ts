@@ -1,22 +1,32 @@
 import { ImapFlow } from 'imapflow';
+import type { Secret } from '../domain/secret.js';
+import { isAppError } from '../errors.js';
 import type { MailServerSettings } from '../kinds/mail-server.js';
 import { toMailError } from '../mail-errors.js';
+import type { AccessTokens } from '../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
 import { withDeadline } from './deadline.js';
 import { tlsOptions } from './tls.js';
 
 const STARTTLS_POLICY = { required: true, opportunistic: undefined, off: false } as const;
 
-/** IMAP through imapflow: one authenticated connection, nothing selected, INBOX read by STATUS. */
+/**
+ * IMAP through imapflow: one authenticated connection, nothing selected, INBOX read by STATUS. With
+ * OAuth2 it logs in with SASL XOAUTH2 / OAUTHBEARER (imapflow picks what the server offers), taking a
+ * token from `tokens` before every connect, so a reconnect always uses a fresh one.
+ */
 export class ImapConnector implements Connector {
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
+  readonly #tokens: AccessTokens | undefined;
   readonly persistent = true;
   #client: ImapFlow | undefined;
+  #token: Secret | undefined;
 
-  constructor(settings: MailServerSettings, ctx: ConnectorContext) {
+  constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
     this.#ctx = ctx;
+    this.#tokens = tokens;
   }
 
   async connect(): Promise<void> {
@@ -27,6 +37,22 @@ export class ImapConnector implements Connector {
     } catch (err) {
       throw toMailError(err, this.#errorContext());
     }
+    // the destination is checked first: a forbidden host never costs (or receives) a token
+    this.#token = await this.#tokens?.token();
+    try {
+      await this.#open(address);
+    } catch (err) {
+      if (!this.#tokens || !isAppError(err) || err.code !== 'MAIL_AUTH_FAILED') throw err;
+      // a token can be refused before its expiry (revoked, password changed): one fresh token decides;
+      // a refused refresh of a sign-in throws AUTHORIZATION_REQUIRED from here
+      this.#ctx.logger.info('the mail server refused the access token: trying once with a fresh one');
+      this.#token = await this.#tokens.token({ fresh: true });
+      await this.#open(address);
+    }
+  }
+
+  async #open(address: string): Promise<void> {
+    const s = this.#settings;
     const tls = tlsOptions(s.host, s.tls);
     const client = new ImapFlow({
       // the checked address, so that a second DNS answer cannot redirect the connection
@@ -36,7 +62,7 @@ export class ImapConnector implements Connector {
       secure: s.secure,
       doSTARTTLS: s.secure ? undefined : STARTTLS_POLICY[s.tls.starttls],
       tls,
-      auth: { user: s.username, pass: s.password.reveal() },
+      auth: this.#token ? { user: s.username, accessToken: this.#token.reveal() } : { user: s.username, pass: s.password?.reveal() ?? '' },
       logger: this.#ctx.logger,
       connectionTimeout: s.timeouts.connectMs,
       greetingTimeout: s.timeouts.connectMs,
@@ -85,6 +111,7 @@ export class ImapConnector implements Connector {
   async close(): Promise<void> {
     const client = this.#client;
     this.#client = undefined;
+    this.#tokens?.close();
     if (!client) return;
     try {
       await withDeadline(client.logout(), this.#settings.timeouts.commandMs, 'IMAP LOGOUT', () => client.close());
@@ -100,6 +127,6 @@ export class ImapConnector implements Connector {
 
   #errorContext() {
     const s = this.#settings;
-    return { protocol: 'imap', host: s.host, port: s.port, secrets: [s.password.reveal()] };
+    return { protocol: 'imap', host: s.host, port: s.port, secrets: [s.password?.reveal(), this.#token?.reveal()].filter((v): v is string => v !== undefined) };
   }
 }

@@ -1,9 +1,12 @@
 import Pop3Command from 'node-pop3';
 import type { MailServerSettings } from '../kinds/mail-server.js';
-import { AppError } from '../errors.js';
+import type { Secret } from '../domain/secret.js';
+import { AppError, isAppError } from '../errors.js';
 import { toMailError } from '../mail-errors.js';
+import type { AccessTokens } from '../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
 import { withDeadline } from './deadline.js';
+import { loginXoauth2, xoauth2Payload } from './pop3-sasl.js';
 import { tlsOptions } from './tls.js';
 
 /**
@@ -12,16 +15,19 @@ import { tlsOptions } from './tls.js';
  * Why not hold the connection: a POP3 maildrop is a snapshot taken at login and the server locks it
  * while the connection is open (RFC 1939), so a held connection would never see new mail and would lock
  * out the user's other clients for hours. The session holds the validated settings instead; each use
- * logs in afresh, so it always sees the current maildrop.
+ * logs in afresh, so it always sees the current maildrop. With OAuth2 each login is AUTH XOAUTH2 with a
+ * token from `tokens` (cached until close to expiry, so that costs no extra request).
  */
 export class Pop3Connector implements Connector {
   readonly persistent = false;
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
+  readonly #tokens: AccessTokens | undefined;
 
-  constructor(settings: MailServerSettings, ctx: ConnectorContext) {
+  constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
     this.#ctx = ctx;
+    this.#tokens = tokens;
   }
 
   /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
@@ -30,7 +36,7 @@ export class Pop3Connector implements Connector {
   }
 
   async summary(): Promise<MailboxSummary> {
-    const info = await this.#withConnection((pop) => pop.STAT());
+    const info = await this.#use((pop) => pop.STAT());
     const [messages, size] = info.trim().split(/\s+/).map(Number);
     if (!Number.isInteger(messages) || !Number.isInteger(size)) {
       throw new AppError('MAIL_PROTOCOL_ERROR', `POP3 ${this.#settings.host}:${this.#settings.port}: unexpected STAT answer`);
@@ -40,29 +46,45 @@ export class Pop3Connector implements Connector {
 
   async close(): Promise<void> {
     // nothing is held between uses: every use already ended with QUIT
+    this.#tokens?.close();
+  }
+
+  /** One use; with OAuth2, a token refused before its expiry (revoked...) gets one fresh token. */
+  async #use<T>(fn: (pop: Pop3Command) => Promise<T>): Promise<T> {
+    try {
+      return await this.#withConnection(fn, false);
+    } catch (err) {
+      if (!this.#tokens || !isAppError(err) || err.code !== 'MAIL_AUTH_FAILED') throw err;
+      this.#ctx.logger.info('the mail server refused the access token: trying once with a fresh one');
+      return this.#withConnection(fn, true);
+    }
   }
 
   /** Logs in, runs `fn`, then QUITs; every step is bounded because node-pop3 can wait forever. */
-  async #withConnection<T>(fn: (pop: Pop3Command) => Promise<T>): Promise<T> {
+  async #withConnection<T>(fn: (pop: Pop3Command) => Promise<T>, freshToken: boolean): Promise<T> {
     const s = this.#settings;
     if (!s.secure && s.tls.starttls === 'required') {
       // validated at create time too; kept here so no path can send a password in the clear by accident
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');
     }
-    const errorContext = { protocol: 'pop3', host: s.host, port: s.port, secrets: [s.password.reveal()] };
+    const secrets = s.password ? [s.password.reveal()] : [];
+    const errorContext = { protocol: 'pop3', host: s.host, port: s.port, secrets };
     let address: string;
     try {
       address = await this.#ctx.outbound.check(s.host, s.port);
     } catch (err) {
       throw toMailError(err, errorContext);
     }
+    // only once the destination is allowed: a forbidden host never costs (or receives) a token
+    const token: Secret | undefined = await this.#tokens?.token({ fresh: freshToken });
+    if (token) secrets.push(token.reveal(), xoauth2Payload(s.username, token.reveal()));
     const pop = new Pop3Command({
       // the checked address, so that a second DNS answer cannot redirect the connection
       host: address,
       port: s.port,
       tls: s.secure,
       user: s.username,
-      password: s.password.reveal(),
+      password: s.password?.reveal() ?? '',
       timeout: s.timeouts.commandMs,
       // servername is set explicitly (undefined for an IP), else node-pop3 sends the IP as SNI, which Node deprecates
       tlsOptions: { servername: undefined, ...tlsOptions(s.host, s.tls) } as import('node:tls').TlsOptions,
@@ -73,7 +95,8 @@ export class Pop3Connector implements Connector {
     const destroy = () => (pop as unknown as { _socket?: { destroy(): void } | null })._socket?.destroy();
     try {
       // node-pop3 logs in lazily on the first command; doing it explicitly gives login its own deadline
-      await withDeadline(pop._connect(), s.timeouts.connectMs, `POP3 ${s.host}:${s.port} connect`, destroy);
+      const login: Promise<unknown> = token ? loginXoauth2(pop, s.username, token.reveal(), `POP3 ${s.host}:${s.port}`) : pop._connect();
+      await withDeadline(login, s.timeouts.connectMs, `POP3 ${s.host}:${s.port} connect`, destroy);
       const result = await withDeadline(fn(pop), s.timeouts.commandMs, `POP3 ${s.host}:${s.port}`, destroy);
       await withDeadline(pop.QUIT(), s.timeouts.commandMs, 'POP3 QUIT', destroy).catch(destroy);
       return result;

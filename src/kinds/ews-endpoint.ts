@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { parseSettingsUrl } from '../errors.js';
 
 /** Where an EWS session connects, and what the service should say about that endpoint. */
 
@@ -33,16 +33,8 @@ export const OFFICE365_EWS_URL = 'https://outlook.office365.com/EWS/Exchange.asm
  * neither, the Office 365 endpoint.
  */
 export function ewsEndpoint(url: string | undefined, domain: string | undefined): URL {
-  const parse = (text: string, field: string) => {
-    try {
-      return new URL(text);
-    } catch {
-      // the schema's pattern lets through some strings that WHATWG URL parsing refuses
-      throw new AppError('INVALID_SETTINGS', `${field} is not a valid URL`, { errors: [{ path: field, message: 'is not a valid URL' }] });
-    }
-  };
-  if (url) return parse(url, '/body/url');
-  if (domain) return parse(`https://${domain.toLowerCase().replace(/\.$/, '')}/EWS/Exchange.asmx`, '/body/domain');
+  if (url) return parseSettingsUrl(url, '/body/url');
+  if (domain) return parseSettingsUrl(`https://${domain.toLowerCase().replace(/\.$/, '')}/EWS/Exchange.asmx`, '/body/domain');
   return new URL(OFFICE365_EWS_URL);
 }
 

@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import { Secret } from '../domain/secret.js';
-import { AppError } from '../errors.js';
+import { AppError, invalidSettings } from '../errors.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
 
 interface AuthInput {
@@ -18,11 +18,6 @@ function isPlainHost(hostPort: string): boolean {
   } catch {
     return false;
   }
-}
-
-function invalid(path: string, message: string): AppError {
-  // schema-valid, but the fields do not fit together: 422, not a schema error (400)
-  return new AppError('INVALID_SETTINGS', `${path} ${message}`, { errors: [{ path, message }] });
 }
 
 /** The hosts (host[:port], lower case) where the server's EWS secret may be used. */
@@ -46,11 +41,11 @@ export function trustedEwsHosts(config: Config): Set<string> {
  */
 export function resolveOAuthApp(auth: AuthInput, flow: OAuthFlow, endpoint: URL, config: Config, owner: string): OAuthApp {
   const clientId = auth.clientId ?? config.MSB_EWS_CLIENT_ID;
-  if (!clientId) throw invalid('/body/auth/clientId', 'is required: this server has no MSB_EWS_CLIENT_ID');
+  if (!clientId) throw invalidSettings('/body/auth/clientId', 'is required: this server has no MSB_EWS_CLIENT_ID');
   const tenantId = auth.tenantId ?? (config.MSB_EWS_TENANT_ID || (flow === 'clientCredentials' ? '' : 'organizations'));
-  if (!tenantId) throw invalid('/body/auth/tenantId', 'is required by the clientCredentials flow: this server has no MSB_EWS_TENANT_ID');
+  if (!tenantId) throw invalidSettings('/body/auth/tenantId', 'is required by the clientCredentials flow: this server has no MSB_EWS_TENANT_ID');
   const authorityHost = (auth.authorityHost ?? config.MSB_OAUTH_AUTHORITY_HOST).toLowerCase();
-  if (auth.authorityHost !== undefined && !isPlainHost(authorityHost)) throw invalid('/body/auth/authorityHost', 'is not a host[:port] that MSAL can use');
+  if (auth.authorityHost !== undefined && !isPlainHost(authorityHost)) throw invalidSettings('/body/auth/authorityHost', 'is not a host[:port] that MSAL can use');
 
   let clientSecret: Secret | undefined;
   if (auth.clientSecret !== undefined) {

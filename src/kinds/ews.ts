@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { EwsConnector, type EwsSettings } from '../connectors/ews.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { Secret } from '../domain/secret.js';
-import { AppError } from '../errors.js';
+import { AppError, invalidSettings } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
 import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
@@ -89,11 +89,6 @@ type EwsBodyInput = Omit<Static<typeof EwsBody>, 'username' | 'password' | 'auth
   auth: Omit<Static<typeof AuthBody>, 'clientSecret'> & { clientSecret?: string };
 };
 
-function invalid(path: string, message: string): AppError {
-  // schema-valid, but the fields do not fit together: 422, not a schema error (400)
-  return new AppError('INVALID_SETTINGS', `${path} ${message}`, { errors: [{ path, message }] });
-}
-
 function prepare(raw: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession {
   const body = raw as EwsBodyInput;
   const endpoint = ewsEndpoint(body.url, body.domain);
@@ -105,15 +100,15 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
   if (!oauth2) {
     for (const field of ['flow', 'clientId', 'tenantId', 'clientSecret', 'impersonate', 'authorityHost'] as const) {
-      if (auth[field] !== undefined) throw invalid(`/body/auth/${field}`, 'is only used with auth.type "oauth2"');
+      if (auth[field] !== undefined) throw invalidSettings(`/body/auth/${field}`, 'is only used with auth.type "oauth2"');
     }
   }
   const needsPassword = !oauth2 || flow === 'password';
-  if (needsPassword && body.password === undefined) throw invalid('/body/password', `is required for ${oauth2 ? 'the oauth2 password flow' : 'Basic authentication'}`);
+  if (needsPassword && body.password === undefined) throw invalidSettings('/body/password', `is required for ${oauth2 ? 'the oauth2 password flow' : 'Basic authentication'}`);
   if (!needsPassword && body.password !== undefined) {
-    throw invalid('/body/password', `is not used by the oauth2 ${flow} flow: remove it (only Basic and the "password" flow send a password)`);
+    throw invalidSettings('/body/password', `is not used by the oauth2 ${flow} flow: remove it (only Basic and the "password" flow send a password)`);
   }
-  if (auth.impersonate !== undefined && flow !== 'clientCredentials') throw invalid('/body/auth/impersonate', 'is only used by the clientCredentials flow');
+  if (auth.impersonate !== undefined && flow !== 'clientCredentials') throw invalidSettings('/body/auth/impersonate', 'is only used by the clientCredentials flow');
 
   const password = body.password !== undefined ? new Secret(body.password) : undefined;
   const app: OAuthApp | undefined = oauth2 ? resolveOAuthApp(auth, flow!, endpoint, config, context.owner) : undefined;

@@ -3,9 +3,10 @@ import { AppError } from '../errors.js';
 import type { SessionKind } from './kind.js';
 import { ewsKind } from './ews.js';
 import { mailServerKind } from './mail-server.js';
+import { outlookKind } from './outlook.js';
 
 /** Every session kind the service knows. A new protocol is one more entry here. */
-const kinds: readonly SessionKind[] = [mailServerKind, ewsKind];
+const kinds: readonly SessionKind[] = [mailServerKind, ewsKind, outlookKind];
 
 export const sessionTypes: readonly string[] = kinds.flatMap((k) => k.types);
 

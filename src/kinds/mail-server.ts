@@ -8,7 +8,8 @@ import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
 import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
-import type { PreparedSession, SessionKind } from './kind.js';
+import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
+import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
 
@@ -64,7 +65,8 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Default ${ports}.` })),
       secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS, the seed\'s "use secure connection (SSL/TLS)" (default true).' })),
       username: CredentialString('Mailbox user name.', { maxLength: 320 }),
-      password: SecretString('Mailbox password. Never returned or logged.'),
+      password: Type.Optional(SecretString('Mailbox password: required unless auth.type is "oauth2" (then only for its "password" flow). Never returned or logged.')),
+      auth: Type.Optional(MailAuthBody),
       tls: Type.Optional(TlsBody),
       timeouts: Type.Optional(TimeoutsBody),
       ...CommonSessionFields,
@@ -84,7 +86,8 @@ export interface MailServerSettings {
   port: number;
   secure: boolean;
   username: string;
-  password: Secret;
+  /** Absent with OAuth2 (XOAUTH2), where `tokens` gives an access token before every login. */
+  password?: Secret;
   tls: TlsSettings;
   timeouts: { connectMs: number; commandMs: number };
 }
@@ -102,9 +105,9 @@ function tlsMode(secure: boolean, starttls: StartTlsMode): string {
   return starttls === 'off' ? 'none' : `starttls-${starttls}`;
 }
 
-function prepare(raw: { type: string } & Record<string, unknown>, config: Config): PreparedSession {
+function prepare(raw: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession {
   // secret references were resolved by the route: every credential is a string here
-  const body = raw as MailServerBody & { username: string; password: string };
+  const body = raw as Omit<MailServerBody, 'auth'> & { username: string; password?: string; auth?: MailAuthInput };
   const protocol = body.type;
   const secure = body.secure ?? true;
   const starttls = body.tls?.starttls ?? 'required';
@@ -118,13 +121,17 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       'POP3 STARTTLS is not supported (node-pop3 has no STLS): use secure: true (port 995), or set tls.starttls to "off" to send the password in cleartext',
     );
   }
+  const host = normaliseHost(body.host);
+  const port = body.port ?? DEFAULT_PORTS[protocol][secure ? 'tls' : 'plain'];
+  const oauth = prepareMailOAuth(body.auth, { protocol, host, port, username: body.username, password: body.password }, config, services, context.owner);
   const settings: MailServerSettings = {
     protocol,
-    host: normaliseHost(body.host),
-    port: body.port ?? DEFAULT_PORTS[protocol][secure ? 'tls' : 'plain'],
+    host,
+    port,
     secure,
     username: body.username,
-    password: new Secret(body.password),
+    // with OAuth2 a password (ROPC) goes to the identity provider only, never to the mail server
+    ...(!oauth && body.password !== undefined ? { password: new Secret(body.password) } : {}),
     tls: {
       verifyCertificate,
       starttls,
@@ -139,7 +146,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   };
   return {
     type: protocol,
-    fingerprint: fingerprint({ ...settings, password: settings.password.reveal(), idleTimeoutMs: body.idleTimeoutMs }),
+    fingerprint: fingerprint({ ...settings, password: settings.password?.reveal(), oauth: oauth?.fingerprint, idleTimeoutMs: body.idleTimeoutMs }),
     host: settings.host,
     ...(body.idleTimeoutMs !== undefined ? { idleTimeoutMs: body.idleTimeoutMs } : {}),
     view: {
@@ -154,9 +161,13 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
         ...(settings.tls.servername ? { servername: settings.tls.servername } : {}),
       },
       timeouts: settings.timeouts,
+      ...(oauth ? { auth: oauth.view } : {}),
     },
-    logBindings: { protocol, host: settings.host, port: settings.port },
-    createConnector: (ctx) => (protocol === 'imap' ? new ImapConnector(settings, ctx) : new Pop3Connector(settings, ctx)),
+    logBindings: { protocol, host: settings.host, port: settings.port, ...(oauth ? { authType: 'oauth2' } : {}) },
+    createConnector: (ctx) => {
+      const tokens = oauth?.tokens(ctx, body.name);
+      return protocol === 'imap' ? new ImapConnector(settings, ctx, tokens) : new Pop3Connector(settings, ctx, tokens);
+    },
   };
 }
 

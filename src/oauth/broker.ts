@@ -83,8 +83,11 @@ export class OAuthBroker {
     return `${this.#options.publicUrl.replace(/\/+$/, '')}${CALLBACK_PATH}`;
   }
 
-  /** A token from the cache, refreshed through the refresh token when it is close to expiry. */
-  async silent(app: OAuthApp, account: Partial<AccountRef>, scopes: string[]): Promise<SilentResult> {
+  /**
+   * A token from the cache, refreshed through the refresh token when it is close to expiry, or always
+   * with `forceRefresh` (the resource refused the cached one, e.g. revoked before it expired).
+   */
+  async silent(app: OAuthApp, account: Partial<AccountRef>, scopes: string[], forceRefresh = false): Promise<SilentResult> {
     return this.#run(app, 'silent', async (entry) => {
       const accounts = await entry.msal.getTokenCache().getAllAccounts();
       const wanted = account.username?.toLowerCase();
@@ -92,7 +95,7 @@ export class OAuthBroker {
       if (!found) return { kind: 'none' };
       try {
         // MSAL answers from the cache while the token has more than 5 minutes left, else it refreshes
-        const result = await entry.msal.acquireTokenSilent({ account: found, scopes });
+        const result = await entry.msal.acquireTokenSilent({ account: found, scopes, ...(forceRefresh ? { forceRefresh } : {}) });
         return result ? { kind: 'token', result: toTokenResult(result) } : { kind: 'none' };
       } catch (err) {
         if (oauthNeedsInteraction(err)) return { kind: 'interaction', reason: describe(err) };
@@ -110,11 +113,11 @@ export class OAuthBroker {
     }, [password.reveal()]);
   }
 
-  /** App-only token (client credentials); MSAL serves it from the cache until close to expiry. */
-  byClientCredentials(app: OAuthApp, scopes: string[]): Promise<TokenResult> {
+  /** App-only token (client credentials); MSAL serves it from the cache until close to expiry, unless `skipCache`. */
+  byClientCredentials(app: OAuthApp, scopes: string[], skipCache = false): Promise<TokenResult> {
     return this.#run(app, 'clientCredentials', async (entry) => {
       if (!('acquireTokenByClientCredential' in entry.msal)) throw new AppError('OAUTH_CLIENT_SECRET_REQUIRED', 'the client credentials flow needs a client secret');
-      const result = await entry.msal.acquireTokenByClientCredential({ scopes });
+      const result = await entry.msal.acquireTokenByClientCredential({ scopes, ...(skipCache ? { skipCache } : {}) });
       if (!result) throw new AppError('OAUTH_PROVIDER_ERROR', `identity provider ${app.authorityHost} returned no token`);
       return toTokenResult(result);
     });

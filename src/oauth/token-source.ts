@@ -44,10 +44,15 @@ export class TokenSource implements AuthorizationOwner {
     this.#ctx = ctx;
   }
 
-  async token(): Promise<Secret> {
+  /**
+   * `fresh`: the resource refused the last token (HTTP 401, SASL failure) although it had not expired:
+   * a new one is fetched instead of the cached one (refresh token, password or client credentials).
+   */
+  async token(options: { fresh?: boolean } = {}): Promise<Secret> {
     const { app, scopes, flow } = this.#spec;
-    if (flow === 'clientCredentials') return (await this.#broker.byClientCredentials(app, scopes)).accessToken;
-    if (flow === 'password') return this.#byPassword();
+    const fresh = options.fresh === true;
+    if (flow === 'clientCredentials') return (await this.#broker.byClientCredentials(app, scopes, fresh)).accessToken;
+    if (flow === 'password') return this.#byPassword(fresh);
 
     const failure = this.#failure;
     if (failure) {
@@ -55,7 +60,7 @@ export class TokenSource implements AuthorizationOwner {
       throw failure;
     }
     // a later session of the same account and app connects silently through the cached refresh token
-    const silent = await this.#broker.silent(app, this.#account ?? { username: this.#spec.username }, scopes);
+    const silent = await this.#broker.silent(app, this.#account ?? { username: this.#spec.username }, scopes, fresh);
     if (silent.kind === 'token') {
       if (silent.result.account) this.#account = silent.result.account;
       return silent.result.accessToken;
@@ -66,7 +71,7 @@ export class TokenSource implements AuthorizationOwner {
     const name = this.sessionName;
     throw new AppError(
       'AUTHORIZATION_REQUIRED',
-      `session "${name}" waits for an OAuth2 sign-in by ${this.#spec.username}${silent.kind === 'interaction' ? ' (the stored sign-in can no longer be refreshed)' : ''}: open authorizationUrl, or GET /v1/sessions/${name}/authorize, in a browser`,
+      `session "${name}" waits for an OAuth2 sign-in by ${this.#spec.username || 'the mailbox owner'}${silent.kind === 'interaction' ? ' (the stored sign-in can no longer be refreshed)' : ''}: open authorizationUrl, or GET /v1/sessions/${name}/authorize, in a browser`,
       { authorizationUrl },
     );
   }
@@ -88,11 +93,11 @@ export class TokenSource implements AuthorizationOwner {
     this.#broker.cancel(this);
   }
 
-  async #byPassword(): Promise<Secret> {
+  async #byPassword(fresh = false): Promise<Secret> {
     const { app, scopes, username, password } = this.#spec;
     // the cache is used only once this session's own password was accepted: a caller cannot borrow
     // another session's tokens by naming the same user with a wrong password
-    if (this.#account) {
+    if (this.#account && !fresh) {
       const silent = await this.#broker.silent(app, this.#account, scopes);
       if (silent.kind === 'token') return silent.result.accessToken;
     }

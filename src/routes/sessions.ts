@@ -10,7 +10,7 @@ import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
 import { SessionName } from '../schemas/common.js';
-import { problemResponses } from '../schemas/problem.js';
+import { codesByStatus, problemResponses } from '../schemas/problem.js';
 import { SessionListSchema, SessionSchema } from '../schemas/session.js';
 
 export interface SessionRoutesOptions {
@@ -58,16 +58,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           200: { ...SessionSchema, description: 'The session already existed with the same settings.' },
           201: { ...SessionSchema, description: 'Created and connected.' },
           202: { ...SessionSchema, description: 'Created; waits for an OAuth2 sign-in at authorizationUrl (state awaiting_authorization).' },
-          ...problemResponses({
-            400: 'VALIDATION_ERROR or MALFORMED_REQUEST: the body is not valid; `errors` lists the fields.',
-            409: 'SESSION_CONFLICT: the name exists with other settings.',
-            413: 'PAYLOAD_TOO_LARGE.',
-            415: 'UNSUPPORTED_MEDIA_TYPE: send application/json.',
-            422: 'MAIL_AUTH_FAILED, MAIL_HOST_NOT_FOUND, UNSUPPORTED_OPTION or INSECURE_TLS_FORBIDDEN.',
-            502: 'MAIL_CONNECTION_REFUSED, MAIL_NETWORK_ERROR, MAIL_TLS_FAILED, MAIL_STARTTLS_UNAVAILABLE or MAIL_PROTOCOL_ERROR.',
-            503: 'SESSION_LIMIT_REACHED or SHUTTING_DOWN (with Retry-After).',
-            504: 'MAIL_TIMEOUT: the mail server did not answer in time.',
-          }),
+          ...problemResponses(codesByStatus([400, 403, 409, 413, 415, 422, 429, 502, 503, 504])),
         },
       },
     },

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { errorCatalog } from '../errors.js';
 
 /** RFC 9457 problem details, the body of every non-2xx answer. */
 export const ProblemSchema = Type.Object(
@@ -35,5 +36,18 @@ export function problemResponses(explicit: Record<number, string> = {}) {
     '5xx': problemResponse('Server or mail-side error: RFC 9457 problem details with a stable `code`.'),
   };
   for (const [status, description] of Object.entries(explicit)) out[status] = problemResponse(description);
+  return out;
+}
+
+/**
+ * "CODE: title" descriptions of every registered code with each of `statuses`, so the OpenAPI document
+ * lists exactly what the registry can answer (a route may not produce all of them).
+ */
+export function codesByStatus(statuses: number[]): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (const status of statuses) {
+    const codes = Object.entries(errorCatalog).filter(([, e]) => e.status === status);
+    out[status] = codes.map(([code, e]) => `${code}: ${e.title}.`).join(' ');
+  }
   return out;
 }

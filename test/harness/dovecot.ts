@@ -42,6 +42,18 @@ export interface DovecotOptions {
   users?: Record<string, string>;
   /** Settings for thousands of concurrent sessions (see protocol-notes "Thousands of sessions"). */
   scale?: boolean;
+  /**
+   * OAuth2 logins besides the passwords: Dovecot's oauth2 passdb takes SASL XOAUTH2 / OAUTHBEARER and
+   * asks `introspectionUrl` about each token (RFC 7662 style: POST token=..., answer
+   * {"active": true, "username": "..."}); the username must be the one the client logs in as.
+   */
+  oauth2?: DovecotOAuth2Options;
+}
+
+export interface DovecotOAuth2Options {
+  introspectionUrl: string;
+  /** SASL mechanisms offered for tokens; default both. Microsoft 365 offers XOAUTH2 only. */
+  mechanisms?: ('xoauth2' | 'oauthbearer')[];
 }
 
 export const defaultUsers: Readonly<Record<string, string>> = Object.freeze({
@@ -213,6 +225,25 @@ interface ConfigInput {
   keyFile: string;
   owner: ReturnType<typeof mailOwner>;
   scale: boolean;
+  oauth2?: DovecotOAuth2Options | undefined;
+}
+
+/**
+ * The oauth2 passdb's settings file (Dovecot 2.3.19, checked by running it): introspection by POST
+ * (form "token=...&client_id=&client_secret="), the token is valid when "active" is true, and
+ * "username" must equal the SASL user, else "Username 'x' did not match 'y'". No tokeninfo_url, so
+ * every login asks the endpoint (and the auth cache is off): a revoked token fails at once.
+ */
+function renderOAuth2Config(o: DovecotOAuth2Options): string {
+  return [
+    'introspection_mode = post',
+    `introspection_url = ${o.introspectionUrl}`,
+    'username_attribute = username',
+    'active_attribute = active',
+    'active_value = true',
+    'force_introspection = yes',
+    '',
+  ].join('\n');
 }
 
 function renderConfig(c: ConfigInput): string {
@@ -229,14 +260,19 @@ function renderConfig(c: ConfigInput): string {
     `ssl_cert = <${c.certFile}`,
     `ssl_key = <${c.keyFile}`,
     'disable_plaintext_auth = no',
-    'auth_mechanisms = plain login',
+    `auth_mechanisms = plain login${c.oauth2 ? ` ${(c.oauth2.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ')}` : ''}`,
     // A wrong password would otherwise cost 2 s per attempt.
     'auth_failure_delay = 0',
     // Log every authentication result (e.g. "Password mismatch").
     'auth_verbose = yes',
+    ...(c.oauth2
+      ? ['passdb {', '  driver = oauth2', `  mechanisms = ${(c.oauth2.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ')}`, `  args = ${dir}/dovecot-oauth2.conf.ext`, '}']
+      : []),
     'passdb {',
     '  driver = passwd-file',
     `  args = scheme=PLAIN username_format=%u ${dir}/users`,
+    // with tokens offered, a token is never compared with a password
+    ...(c.oauth2 ? ['  mechanisms = plain login'] : []),
     '}',
     'userdb {',
     '  driver = static',
@@ -318,7 +354,8 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
   const usersFile = path.join(dir, 'users');
 
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
-  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false }));
+  if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
+  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2 }));
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it
   // looks at the file at most once per second (db-passwd-file.c: last_sync_time == ioloop_time).
