@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody } from '../schemas/common.js';
 import {
   EXCHANGE_ONLINE_BASIC_WARNING,
   EXCHANGE_ONLINE_RETIREMENT_WARNING,
@@ -62,21 +62,8 @@ export const EwsBody = Type.Object(
     ),
     exchangeVersion: Type.Optional(Type.Enum([...EXCHANGE_VERSIONS], { description: 'RequestServerVersion sent to Exchange. Default Exchange2013.' })),
     auth: AuthBody,
-    tls: Type.Optional(
-      Type.Object(
-        { ca: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, pattern: '-----BEGIN CERTIFICATE-----', description: 'Extra trusted CA certificate(s), PEM, for this EWS endpoint only.' })) },
-        { additionalProperties: false },
-      ),
-    ),
-    timeouts: Type.Optional(
-      Type.Object(
-        {
-          connectMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, description: 'First request (default MSB_CONNECT_TIMEOUT_MS).' })),
-          commandMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'One EWS request (default MSB_COMMAND_TIMEOUT_MS).' })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    tls: HttpsTlsBody('this EWS endpoint'),
+    timeouts: Type.Optional(TimeoutsBody('First request', 'One EWS request')),
     ...CommonSessionFields,
   },
   { additionalProperties: false, title: 'EWS session' },

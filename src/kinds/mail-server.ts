@@ -7,7 +7,7 @@ import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, TimeoutsBody } from '../schemas/common.js';
 import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
 
@@ -48,13 +48,7 @@ const TlsBody = Type.Object(
   { additionalProperties: false, description: 'TLS options.' },
 );
 
-const TimeoutsBody = Type.Object(
-  {
-    connectMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, description: 'Connect + greeting + TLS + login (default MSB_CONNECT_TIMEOUT_MS).' })),
-    commandMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'One mail command (default MSB_COMMAND_TIMEOUT_MS).' })),
-  },
-  { additionalProperties: false },
-);
+const MailTimeoutsBody = TimeoutsBody('Connect + greeting + TLS + login', 'One mail command');
 
 function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
   return Type.Object(
@@ -68,7 +62,7 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       password: Type.Optional(SecretString('Mailbox password: required unless auth.type is "oauth2" (then only for its "password" flow). Never returned or logged.')),
       auth: Type.Optional(MailAuthBody),
       tls: Type.Optional(TlsBody),
-      timeouts: Type.Optional(TimeoutsBody),
+      timeouts: Type.Optional(MailTimeoutsBody),
       ...CommonSessionFields,
     },
     { additionalProperties: false, title: `${type.toUpperCase()} session` },

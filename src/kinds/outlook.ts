@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody } from '../schemas/common.js';
 import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
@@ -61,21 +61,8 @@ export const OutlookBody = Type.Object(
     graphHost: Type.Optional(
       Type.String({ pattern: HOST_PORT, maxLength: 260, description: "Microsoft Graph host[:port]. Default MSB_GRAPH_HOST. Another host needs the session's own app registration and secret." }),
     ),
-    tls: Type.Optional(
-      Type.Object(
-        { ca: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, pattern: '-----BEGIN CERTIFICATE-----', description: 'Extra trusted CA certificate(s), PEM, for the Graph host only.' })) },
-        { additionalProperties: false },
-      ),
-    ),
-    timeouts: Type.Optional(
-      Type.Object(
-        {
-          connectMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, description: 'First request, retries included (default MSB_CONNECT_TIMEOUT_MS).' })),
-          commandMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: 'One Graph request, retries included (default MSB_COMMAND_TIMEOUT_MS).' })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    tls: HttpsTlsBody('the Graph host'),
+    timeouts: Type.Optional(TimeoutsBody('First request, retries included', 'One Graph request, retries included')),
     ...CommonSessionFields,
   },
   { additionalProperties: false, title: 'Outlook session (Microsoft Graph)' },

@@ -33,3 +33,24 @@ export const CommonSessionFields = {
     Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
   ),
 };
+
+/** `tls` of the HTTPS kinds: an extra CA for that endpoint only (verification is never turned off there). */
+export function HttpsTlsBody(endpoint: string) {
+  return Type.Optional(
+    Type.Object(
+      { ca: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, pattern: '-----BEGIN CERTIFICATE-----', description: `Extra trusted CA certificate(s), PEM, for ${endpoint} only.` })) },
+      { additionalProperties: false },
+    ),
+  );
+}
+
+/** `timeouts` of a kind: per-session overrides of MSB_CONNECT_TIMEOUT_MS and MSB_COMMAND_TIMEOUT_MS. */
+export function TimeoutsBody(connect: string, command: string) {
+  return Type.Object(
+    {
+      connectMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, description: `${connect} (default MSB_CONNECT_TIMEOUT_MS).` })),
+      commandMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000, description: `${command} (default MSB_COMMAND_TIMEOUT_MS).` })),
+    },
+    { additionalProperties: false },
+  );
+}
