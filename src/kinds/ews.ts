@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
 import {
   EXCHANGE_ONLINE_BASIC_WARNING,
   EXCHANGE_ONLINE_RETIREMENT_WARNING,
@@ -20,7 +20,6 @@ import { resolveOAuthApp } from './ews-oauth.js';
 /** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
 
 const HOST = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$';
-const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 const AuthBody = Type.Object(
   {
@@ -31,9 +30,9 @@ const AuthBody = Type.Object(
           'oauth2 only. "authorizationCode" (default): a person signs in once in a browser (MFA works), later sessions refresh silently. "password": username + password (ROPC; fails when MFA is required). "clientCredentials": app-only with impersonation, for unattended bots.',
       }),
     ),
-    clientId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'Application (client) ID. Default MSB_EWS_CLIENT_ID.' })),
+    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_EWS_CLIENT_ID.' })),
     tenantId: Type.Optional(
-      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$', description: 'Directory (tenant) ID or domain. Default MSB_EWS_TENANT_ID, else "organizations" (delegated flows only).' }),
+      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_EWS_TENANT_ID, else "organizations" (delegated flows only).' }),
     ),
     clientSecret: Type.Optional(
       SecretString('Client secret of clientId. Default: the server\'s MSB_EWS_CLIENT_SECRET, but only for its own client ID, authority host and trusted EWS hosts.'),
@@ -42,7 +41,7 @@ const AuthBody = Type.Object(
       Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\s@]+@[^\\s@]+$', description: 'clientCredentials only: the mailbox to act as (ExchangeImpersonation and X-AnchorMailbox). Default: username.' }),
     ),
     authorityHost: Type.Optional(
-      Type.String({ pattern: HOST_PORT, maxLength: 260, description: 'Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session\'s own clientSecret.' }),
+      Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: 'Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session\'s own clientSecret.' }),
     ),
   },
   { additionalProperties: false, description: 'Authentication: { "type": "basic" } or { "type": "oauth2", "flow": ..., "clientId": ..., "tenantId": ... }.' },

@@ -7,13 +7,12 @@ import type { AccessTokens } from '../oauth/access-tokens.js';
 import { GenericTokenSource } from '../oauth/generic-provider.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
-import { SecretString } from '../schemas/common.js';
+import { SecretString, HOST_PORT_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
 import type { KindServices } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
 /** OAuth2 (SASL XOAUTH2) for IMAP and POP3 sessions: Microsoft 365 through msal-node, or any RFC 6749 provider. */
 
-const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 export const MailAuthBody = Type.Object(
   {
@@ -30,9 +29,9 @@ export const MailAuthBody = Type.Object(
       }),
     ),
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'Application (client) ID. microsoft: default MSB_GRAPH_CLIENT_ID; generic: required.' })),
-    tenantId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$', description: 'microsoft: directory (tenant) ID. Default MSB_GRAPH_TENANT_ID, else "organizations".' })),
+    tenantId: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN, description: 'microsoft: directory (tenant) ID. Default MSB_GRAPH_TENANT_ID, else "organizations".' })),
     clientSecret: Type.Optional(SecretString("Client secret. microsoft: default the server's MSB_GRAPH_CLIENT_SECRET, only for mail hosts of MSB_MAIL_OAUTH_TRUSTED_HOSTS.")),
-    authorityHost: Type.Optional(Type.String({ pattern: HOST_PORT, maxLength: 260, description: 'microsoft: identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST.' })),
+    authorityHost: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: 'microsoft: identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST.' })),
     tokenUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https://[^\\s/?#@]+(/[^\\s#]*)?$', description: 'generic: the token endpoint (https).' })),
     scope: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$', description: 'generic: the scope to ask for (space-separated), if the provider wants one.' })),
     refreshToken: Type.Optional(SecretString('generic: the refresh token of the mailbox user (obtained once, outside this service). Never returned or logged.')),

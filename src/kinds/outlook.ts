@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
 import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
@@ -16,7 +16,6 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
  * the server (MSB_GRAPH_*), a bot gives only a name, and where needed a mailbox or a username.
  */
 
-const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 const AuthBody = Type.Object(
   {
@@ -26,15 +25,15 @@ const AuthBody = Type.Object(
           'Default: "password" when a password is given, "clientCredentials" when only a mailbox is given, else "authorizationCode" (a person signs in once in a browser, MFA works; later sessions refresh silently).',
       }),
     ),
-    clientId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'Application (client) ID. Default MSB_GRAPH_CLIENT_ID.' })),
+    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_GRAPH_CLIENT_ID.' })),
     tenantId: Type.Optional(
-      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$', description: 'Directory (tenant) ID or domain. Default MSB_GRAPH_TENANT_ID, else "organizations" (delegated flows only).' }),
+      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_GRAPH_TENANT_ID, else "organizations" (delegated flows only).' }),
     ),
     clientSecret: Type.Optional(
       SecretString("Client secret of clientId. Default: the server's MSB_GRAPH_CLIENT_SECRET, but only for its own client ID, authority host and Graph host."),
     ),
     authorityHost: Type.Optional(
-      Type.String({ pattern: HOST_PORT, maxLength: 260, description: "Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session's own clientSecret." }),
+      Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: "Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session's own clientSecret." }),
     ),
   },
   { additionalProperties: false, description: 'OAuth2 settings; all optional when the server has an app registration (MSB_GRAPH_CLIENT_ID).' },
@@ -59,7 +58,7 @@ export const OutlookBody = Type.Object(
     password: Type.Optional(SecretString('The "password" flow (ROPC) only. Never returned or logged.')),
     auth: Type.Optional(AuthBody),
     graphHost: Type.Optional(
-      Type.String({ pattern: HOST_PORT, maxLength: 260, description: "Microsoft Graph host[:port]. Default MSB_GRAPH_HOST. Another host needs the session's own app registration and secret." }),
+      Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: "Microsoft Graph host[:port]. Default MSB_GRAPH_HOST. Another host needs the session's own app registration and secret." }),
     ),
     tls: HttpsTlsBody('the Graph host'),
     timeouts: Type.Optional(TimeoutsBody('First request, retries included', 'One Graph request, retries included')),

@@ -7,6 +7,11 @@ export const SessionName = Type.String({
   examples: ['invoices'],
 });
 
+/** Patterns shared by the Microsoft kinds (EWS, Outlook, IMAP/POP3 OAuth2): one definition each. */
+export const HOST_PORT_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
+export const CLIENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$';
+
 export const Timestamp = Type.String({ format: 'date-time' });
 
 export const SecretRefSchema = Type.Object(
