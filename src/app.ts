@@ -20,6 +20,7 @@ import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
+import { supportedBy } from './kinds/index.js';
 
 export interface AppDependencies {
   /** Logger to use instead of pino to stdout (tests capture lines through it). */
@@ -75,7 +76,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     env: deps.secretEnv ?? {},
     openAccess: config.MSB_AUTH === 'none',
   });
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound });
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy });
   metrics.watch(pool);
   let accepting = true;
 

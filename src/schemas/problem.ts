@@ -12,6 +12,9 @@ export const ProblemSchema = Type.Object(
     instance: Type.Optional(Type.String({ description: 'The request path.' })),
     requestId: Type.Optional(Type.String({ description: 'The request id, also in the service log.' })),
     retryAfterSeconds: Type.Optional(Type.Integer({ description: 'For retryable errors: when to try again (also the Retry-After header).' })),
+    supportedBy: Type.Optional(
+      Type.Array(Type.String(), { description: 'For OPERATION_NOT_SUPPORTED: the session types that can do the operation.' }),
+    ),
     errors: Type.Optional(
       Type.Array(
         Type.Object({ path: Type.String(), message: Type.String() }),
