@@ -26,6 +26,7 @@ export const openapiPlugin = fp(
         security: [{ apiKey: [] }],
         tags: [
           { name: 'sessions', description: 'Open, inspect and close named sessions' },
+          { name: 'messages', description: 'Read mail through a session: folders, messages, raw messages and attachments' },
           { name: 'operations', description: 'Health, readiness and documentation' },
         ],
       },
