@@ -19,6 +19,7 @@ import { SecretStore } from './security/secret-store.js';
 import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { messageRoutes } from './routes/messages.js';
+import { changeRoutes } from './routes/changes.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
 import { supportedBy } from './kinds/index.js';
@@ -113,6 +114,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, config, services, secrets });
   await app.register(messageRoutes, { pool });
+  await app.register(changeRoutes, { pool });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { AppError } from '../errors.js';
 
 /**
  * The mail a session works on, in the service's own words: what every protocol's connector reads and
@@ -114,9 +115,45 @@ export interface MessageReader {
   attachment(id: string, attachmentId: string): Promise<Download>;
 }
 
+/** A change of the flags a bot can set ("Change status"); absent fields stay as they are. */
+export interface FlagChange {
+  seen?: boolean;
+  flagged?: boolean;
+}
+
+/** One message of a bulk move: its id before, and after (null where the server did not tell). */
+export interface MovedMessage {
+  id: string;
+  newId: string | null;
+}
+
+/**
+ * Flags: read/unread and flagged, one message or every message matching a filter in a folder.
+ * A bulk operation that stops midway throws with what it did in `partial` (see partialFailure).
+ */
+export interface MessageFlagger {
+  update(id: string, change: FlagChange): Promise<MessageSummary>;
+  updateMany(folder: string, where: MessageFilter, change: FlagChange): Promise<{ updated: number }>;
+}
+
+/** Moves ("Move", "Move all"); a move answers the new id (the old one is MESSAGE_NOT_FOUND afterwards). */
+export interface MessageMover {
+  move(id: string, to: string): Promise<{ id: string; folder: string }>;
+  moveMany(folder: string, where: MessageFilter, to: string): Promise<{ moved: number; messages: MovedMessage[] }>;
+}
+
+/** Deletes: to the mailbox's trash where it has one, or for good with `permanent` (or when already there). */
+export interface MessageDeleter {
+  delete(id: string, options: { permanent: boolean }): Promise<void>;
+  deleteMany(folder: string, where: MessageFilter, options: { permanent: boolean }): Promise<{ deleted: number }>;
+}
+
 /** What a connector can do with mail; an operation a protocol cannot do is absent, not a method that throws. */
 export interface MailCapabilities {
   reader?: MessageReader;
+  flagger?: MessageFlagger;
+  mover?: MessageMover;
+  deleter?: MessageDeleter;
 }
 
 export type Capability = keyof MailCapabilities;
@@ -124,7 +161,19 @@ export type Capability = keyof MailCapabilities;
 /** How a capability reads in an error message ("pop3 sessions cannot <verb>"). */
 export const CAPABILITY_VERBS: Readonly<Record<Capability, string>> = {
   reader: 'read messages',
+  flagger: 'change the read or flagged status of messages',
+  mover: 'move messages',
+  deleter: 'delete messages',
 };
+
+/**
+ * The error of a bulk operation that stopped midway, carrying what was done before it stopped, so the
+ * answer says how many and which (the problem's `partial` member). Retrying the call is safe: the filter
+ * selects what is left.
+ */
+export function partialFailure(err: AppError, partial: Record<string, unknown>): AppError {
+  return new AppError(err.code, `${err.message} (stopped midway: see partial)`, { ...err.extra, partial }, { cause: err });
+}
 
 /** Base64url without padding: ids and cursors are made of it, so they are URL-safe and have no "/". */
 export function encodeId(text: string): string {

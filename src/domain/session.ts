@@ -98,6 +98,22 @@ const CONNECTION_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'AUTHORIZATION_REQUIRED',
 ]);
 
+/**
+ * A change to record in the log at info: which operation and how many (never a subject, an address or a
+ * body: mail content stays out of the log).
+ */
+export interface Audit<T> {
+  operation: string;
+  fields?: (result: T) => Record<string, number | string | boolean>;
+}
+
+/** The counts of a bulk operation's partial result, without its ids. */
+function summarize(partial: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(partial as Record<string, unknown>)) if (typeof value === 'number') out[key] = value;
+  return out;
+}
+
 function toSessionError(err: unknown): SessionError {
   const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'unexpected error');
   return { code: e.code, message: e.message, at: new Date().toISOString() };
@@ -213,14 +229,17 @@ export class Session {
    * MSB_LOCK_TIMEOUT_MS for the operation before it). A connection-level failure sends the session to
    * reconnecting; an item-level one is only the answer. Connectors bound each of their commands.
    */
-  async run<C extends Capability, T>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<T>): Promise<T> {
+  async run<C extends Capability, T>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<T>, audit?: Audit<T>): Promise<T> {
     const impl = this.#capability(capability);
     return this.#exclusive(async () => {
       // the state may have changed while the operation waited for its turn
       this.requireConnected();
       try {
-        return await op(impl);
+        const result = await op(impl);
+        if (audit) this.#logger.info({ operation: audit.operation, ...audit.fields?.(result) }, 'mail changed');
+        return result;
       } catch (err) {
+        if (audit) this.#logger.info({ operation: audit.operation, code: isAppError(err) ? err.code : 'INTERNAL_ERROR', ...(isAppError(err) && err.extra.partial ? { partial: summarize(err.extra.partial) } : {}) }, 'mail change failed');
         this.#failed(err);
         throw err;
       }

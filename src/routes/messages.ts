@@ -1,38 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { SessionPool } from '../domain/pool.js';
 import type { Download, ListQuery, MessageFilter } from '../domain/mail.js';
-import { principalOf } from '../plugins/auth.js';
 import { SessionName } from '../schemas/common.js';
 import {
   AttachmentId,
+  MessageId,
   FolderListSchema,
   ListMessagesQuery,
   MessageDetailSchema,
-  MessageId,
   MessagePageSchema,
   filterFields,
 } from '../schemas/message.js';
 import { problemResponses } from '../schemas/problem.js';
 import { contentDisposition } from './content-disposition.js';
+import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
 export interface MessageRoutesOptions {
   pool: SessionPool;
 }
-
-const NameParams = Type.Object({ name: SessionName });
-const MessageParams = Type.Object({ name: SessionName, id: MessageId });
-
-/** What every mail route can answer besides its own: the session's state, as inspect?refresh=true does. */
-const SESSION_ERRORS = {
-  404: 'SESSION_NOT_FOUND, FOLDER_NOT_FOUND, MESSAGE_NOT_FOUND or ATTACHMENT_NOT_FOUND.',
-  409: 'SESSION_NOT_READY (failed) or AUTHORIZATION_REQUIRED.',
-  422: 'OPERATION_NOT_SUPPORTED: this session type cannot do it (`supportedBy` names the types that can).',
-  502: 'The mail server failed or answered in an unexpected way (MAIL_*).',
-  503: 'SESSION_RECONNECTING or SESSION_BUSY, with Retry-After.',
-  504: 'MAIL_TIMEOUT: the mail server did not answer in time.',
-};
 
 /** "a;b; c" -> ["a", "b", "c"]: the alternatives of a filter, as in Automation Anywhere's loop. */
 function alternatives(text: string | undefined): string[] {
@@ -73,8 +60,6 @@ function sendDownload(reply: FastifyReply, download: Download, disposition: 'inl
  * one operation of its `reader` capability; nothing here knows a protocol.
  */
 export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = async (app, { pool }) => {
-  const sessionOf = (request: FastifyRequest<{ Params: { name: string } }>) => pool.get(principalOf(request).name, request.params.name);
-
   app.get(
     '/v1/sessions/:name/folders',
     {
@@ -87,7 +72,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         response: { 200: { ...FolderListSchema, description: 'The folders.' }, ...problemResponses(SESSION_ERRORS) },
       },
     },
-    async (request) => ({ folders: await sessionOf(request).run('reader', (r) => r.folders()) }),
+    async (request) => ({ folders: await sessionOf(pool, request).run('reader', (r) => r.folders()) }),
   );
 
   app.get(
@@ -114,7 +99,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         includeText: q.include === 'text',
         ...(q.cursor ? { cursor: q.cursor } : {}),
       };
-      return sessionOf(request).run('reader', (r) => r.list(query));
+      return sessionOf(pool, request).run('reader', (r) => r.list(query));
     },
   );
 
@@ -134,7 +119,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         response: { 200: { ...MessageDetailSchema, description: 'The message.' }, ...problemResponses(SESSION_ERRORS) },
       },
     },
-    async (request) => sessionOf(request).run('reader', (r) => r.get(request.params.id, { markAsRead: request.query.markAsRead ?? false })),
+    async (request) => sessionOf(pool, request).run('reader', (r) => r.get(request.params.id, { markAsRead: request.query.markAsRead ?? false })),
   );
 
   app.get(
@@ -154,7 +139,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const download = await sessionOf(request).download('reader', (r) => r.raw(request.params.id));
+      const download = await sessionOf(pool, request).download('reader', (r) => r.raw(request.params.id));
       return sendDownload(reply, download, 'attachment', `${request.params.id.slice(0, 64)}.eml`);
     },
   );
@@ -176,7 +161,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
     },
     async (request, reply) => {
       const { id, attachmentId } = request.params;
-      const download = await sessionOf(request).download('reader', (r) => r.attachment(id, attachmentId));
+      const download = await sessionOf(pool, request).download('reader', (r) => r.attachment(id, attachmentId));
       return sendDownload(reply, download, 'attachment', `attachment-${attachmentId}`);
     },
   );

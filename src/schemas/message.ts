@@ -114,3 +114,52 @@ export const ListMessagesQuery = Type.Object(
 
 export const MessageId = Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z0-9_-]+$', description: 'A message id from a list or a move.' });
 export const AttachmentId = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$', description: 'An attachment id from the message\'s `attachments`.' });
+
+/** The loop's filters as a body member (`where`) of the bulk operations. */
+export const WhereSchema = Type.Object(filterFields, {
+  additionalProperties: false,
+  title: 'MessageFilter',
+  description: 'The list\'s filters; every condition given must hold. `{}` selects every message of the folder.',
+});
+
+const FolderPath = Type.String({ minLength: 1, maxLength: 1000, pattern: NO_CONTROLS, description: 'Folder path, as GET /folders shows it.' });
+
+export const FlagChangeBody = Type.Object(
+  {
+    seen: Type.Optional(Type.Boolean({ description: 'Read (true) or unread (false).' })),
+    flagged: Type.Optional(Type.Boolean({ description: 'Flagged for follow-up.' })),
+  },
+  { additionalProperties: false, minProperties: 1, title: 'FlagChange' },
+);
+
+export const MoveBody = Type.Object({ to: FolderPath }, { additionalProperties: false, title: 'MoveRequest' });
+
+export const MoveResultSchema = Type.Object(
+  { id: Type.String({ description: 'The message\'s id in its new folder (the old id is MESSAGE_NOT_FOUND from now on).' }), folder: Type.String() },
+  { title: 'MoveResult' },
+);
+
+const bulkTarget = {
+  folder: Type.Optional({ ...FolderPath, default: 'INBOX', description: 'The folder to act in (default INBOX).' }),
+  where: WhereSchema,
+};
+
+export const BulkMoveBody = Type.Object({ ...bulkTarget, to: FolderPath }, { additionalProperties: false, title: 'BulkMoveRequest' });
+export const BulkDeleteBody = Type.Object(
+  { ...bulkTarget, permanent: Type.Optional(Type.Boolean({ default: false, description: 'Remove for good instead of moving to the trash folder.' })) },
+  { additionalProperties: false, title: 'BulkDeleteRequest' },
+);
+export const BulkUpdateBody = Type.Object(
+  { ...bulkTarget, seen: Type.Optional(Type.Boolean()), flagged: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, title: 'BulkUpdateRequest', description: 'At least one of seen and flagged.' },
+);
+
+export const BulkMoveResultSchema = Type.Object(
+  {
+    moved: Type.Integer({ minimum: 0 }),
+    messages: Type.Array(Type.Object({ id: Type.String(), newId: Nullable(Type.String()) }), { description: 'Each message moved: its old id and its new one.' }),
+  },
+  { title: 'BulkMoveResult' },
+);
+export const BulkDeleteResultSchema = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { title: 'BulkDeleteResult' });
+export const BulkUpdateResultSchema = Type.Object({ updated: Type.Integer({ minimum: 0 }) }, { title: 'BulkUpdateResult' });

@@ -15,6 +15,17 @@ export const ProblemSchema = Type.Object(
     supportedBy: Type.Optional(
       Type.Array(Type.String(), { description: 'For OPERATION_NOT_SUPPORTED: the session types that can do the operation.' }),
     ),
+    partial: Type.Optional(
+      Type.Object(
+        {
+          moved: Type.Optional(Type.Integer()),
+          deleted: Type.Optional(Type.Integer()),
+          updated: Type.Optional(Type.Integer()),
+          messages: Type.Optional(Type.Array(Type.Object({ id: Type.String(), newId: Type.Union([Type.String(), Type.Null()]) }))),
+        },
+        { description: 'For a bulk operation that stopped midway: what it did before it stopped.' },
+      ),
+    ),
     errors: Type.Optional(
       Type.Array(
         Type.Object({ path: Type.String(), message: Type.String() }),

@@ -55,3 +55,27 @@ test('Content-Disposition carries any file name safely (RFC 6266 / 8187)', () =>
   assert.match(hostile, /^attachment; filename="[^"]*"; filename\*=UTF-8''[A-Za-z0-9%._~!-]+$/);
   assert.equal(contentDisposition('inline', ''), 'inline; filename="download"');
 });
+
+test('change requests that do not match the contract are VALIDATION_ERROR; unknown sessions SESSION_NOT_FOUND', async (t) => {
+  const { app } = await build(t);
+  const base = '/v1/sessions/s1/messages';
+  const cases: [string, string, unknown][] = [
+    ['PATCH', `${base}/abc`, {}],
+    ['PATCH', `${base}/abc`, { seen: 'yes' }],
+    ['PATCH', `${base}/abc`, { seen: true, deleted: true }],
+    ['POST', `${base}/abc/move`, {}],
+    ['POST', `${base}/abc/move`, { to: 'Archive\r\nA1 LOGOUT' }],
+    ['POST', `${base}/move`, { to: 'Archive' }],
+    ['POST', `${base}/move`, { where: { status: 'seen' }, to: 'Archive' }],
+    ['POST', `${base}/delete`, { where: {}, permanent: 'yes' }],
+    ['POST', `${base}/update`, { where: {} }],
+    ['POST', `${base}/update`, { where: { since: 'last week' }, seen: true }],
+  ];
+  for (const [method, url, payload] of cases) {
+    assertProblem(await app.inject({ method: method as 'POST', url, payload: payload as object }), 'VALIDATION_ERROR');
+  }
+  assertProblem(await app.inject({ method: 'DELETE', url: `${base}/abc?permanent=maybe` }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'DELETE', url: `${base}/abc` }), 'SESSION_NOT_FOUND');
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/move`, payload: { where: {}, to: 'Archive' } }), 'SESSION_NOT_FOUND');
+  assertProblem(await app.inject({ method: 'PATCH', url: `${base}/abc`, payload: { seen: true } }), 'SESSION_NOT_FOUND');
+});
