@@ -20,6 +20,9 @@ import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { messageRoutes } from './routes/messages.js';
 import { changeRoutes } from './routes/changes.js';
+import { sendRoutes } from './routes/send.js';
+import { MemoryIdempotencyStore } from './domain/idempotency.js';
+import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
 import { supportedBy } from './kinds/index.js';
@@ -115,6 +118,12 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(sessionRoutes, { pool, config, services, secrets });
   await app.register(messageRoutes, { pool });
   await app.register(changeRoutes, { pool });
+  await app.register(sendRoutes, {
+    pool,
+    config,
+    idempotency: new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
+    quota: new SendQuota(config.MSB_SEND_PER_MINUTE),
+  });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;

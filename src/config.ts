@@ -43,6 +43,11 @@ export const ConfigSchema = Type.Object({
     description: 'Addresses never connected to, checked after DNS resolution (default: loopback, link-local incl. cloud metadata, unspecified, multicast). Private ranges stay allowed: mail servers live there.',
   }),
   MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
+  MSB_SEND_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 157_286_400, default: 26_214_400, description: 'Largest message the send routes accept: text, HTML and decoded attachments together (the request body may be a third larger, base64).' }),
+  MSB_SEND_MAX_RECIPIENTS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most recipients (to, cc and bcc together) of one message sent.' }),
+  MSB_SEND_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 60, description: 'Most messages one principal may send per minute (send, reply, forward); 0 = no limit.' }),
+  MSB_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1000, maximum: 604_800_000, default: 86_400_000, description: 'How long an Idempotency-Key of the send routes is remembered.' }),
+  MSB_IDEMPOTENCY_MAX_KEYS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000, description: 'Most Idempotency-Keys remembered at once; the oldest go first.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({

@@ -28,6 +28,7 @@ export const openapiPlugin = fp(
           { name: 'sessions', description: 'Open, inspect and close named sessions' },
           { name: 'messages', description: 'Read mail through a session: folders, messages, raw messages and attachments' },
           { name: 'changes', description: 'Change mail through a session: status, move, delete, one message or all that match' },
+          { name: 'send', description: 'Send, reply and forward through a session' },
           { name: 'operations', description: 'Health, readiness and documentation' },
         ],
       },

@@ -79,3 +79,23 @@ test('change requests that do not match the contract are VALIDATION_ERROR; unkno
   assertProblem(await app.inject({ method: 'POST', url: `${base}/move`, payload: { where: {}, to: 'Archive' } }), 'SESSION_NOT_FOUND');
   assertProblem(await app.inject({ method: 'PATCH', url: `${base}/abc`, payload: { seen: true } }), 'SESSION_NOT_FOUND');
 });
+
+test('send requests: addresses are parsed, limits hold, header injection is refused', async (t) => {
+  const { app } = await build(t, { MSB_SEND_MAX_RECIPIENTS: '2', MSB_SEND_MAX_BYTES: '2048' });
+  const url = '/v1/sessions/s1/send';
+  const ok = { to: 'A <a@example.test>', subject: 'hi', text: 'x' };
+  const refused: [unknown, string][] = [
+    [{ ...ok, to: 'not an address' }, 'VALIDATION_ERROR'],
+    [{ ...ok, to: ['a@example.test', 'b@example.test', 'c@example.test'] }, 'VALIDATION_ERROR'],
+    [{ ...ok, subject: 'hi\r\nBcc: victim@example.test' }, 'VALIDATION_ERROR'],
+    [{ ...ok, to: 'a@example.test\r\nBcc: victim@example.test' }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: '../x', content: 'AAAA' }] }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: 'x.bin', content: 'not base64!' }] }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: 'x.bin', content: Buffer.alloc(4096).toString('base64') }] }, 'MESSAGE_TOO_LARGE'],
+    [ok, 'SESSION_NOT_FOUND'],
+  ];
+  for (const [payload, code] of refused) assertProblem(await app.inject({ method: 'POST', url, payload: payload as object }), code);
+  assertProblem(await app.inject({ method: 'POST', url, payload: ok, headers: { 'idempotency-key': 'has space' } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/forward', payload: { to: 'x' } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/reply', payload: { replyAll: 'yes' } }), 'VALIDATION_ERROR');
+});
