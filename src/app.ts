@@ -21,6 +21,8 @@ import { sessionRoutes } from './routes/sessions.js';
 import { messageRoutes } from './routes/messages.js';
 import { changeRoutes } from './routes/changes.js';
 import { sendRoutes } from './routes/send.js';
+import { eventRoutes } from './routes/events.js';
+import { EventHub } from './domain/events.js';
 import { MemoryIdempotencyStore } from './domain/idempotency.js';
 import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -81,7 +83,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     env: deps.secretEnv ?? {},
     openAccess: config.MSB_AUTH === 'none',
   });
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy });
+  const events = new EventHub({ bufferSize: config.MSB_EVENT_BUFFER_SIZE });
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events });
   metrics.watch(pool);
   let accepting = true;
 
@@ -124,6 +127,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     idempotency: new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
     quota: new SendQuota(config.MSB_SEND_PER_MINUTE),
   });
+  await app.register(eventRoutes, { events, heartbeatMs: config.MSB_EVENTS_HEARTBEAT_MS, streamsPerPrincipal: config.MSB_EVENT_STREAMS_PER_PRINCIPAL });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;

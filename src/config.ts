@@ -48,6 +48,9 @@ export const ConfigSchema = Type.Object({
   MSB_SEND_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 60, description: 'Most messages one principal may send per minute (send, reply, forward); 0 = no limit.' }),
   MSB_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1000, maximum: 604_800_000, default: 86_400_000, description: 'How long an Idempotency-Key of the send routes is remembered.' }),
   MSB_IDEMPOTENCY_MAX_KEYS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000, description: 'Most Idempotency-Keys remembered at once; the oldest go first.' }),
+  MSB_EVENT_BUFFER_SIZE: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 1000, description: 'Events kept per principal for clients that resume with Last-Event-ID.' }),
+  MSB_EVENTS_HEARTBEAT_MS: Type.Integer({ minimum: 1000, maximum: 300_000, default: 15_000, description: 'Period of the comment line sent on idle event streams, so that proxies keep them open.' }),
+  MSB_EVENT_STREAMS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 20, description: 'Most event streams (GET /v1/events) one principal may hold open.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({

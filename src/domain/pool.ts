@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import type { EventHub } from './events.js';
 import type { Capability } from './mail.js';
 import type { PreparedSession } from './prepared-session.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
@@ -12,6 +13,8 @@ export interface PoolOptions {
   logger: Logger;
   observer: SessionObserver;
   outbound: OutboundPolicy;
+  /** Where sessions publish their events (state changes, new mail). */
+  events?: EventHub;
   /** The session types whose connectors have a capability (kinds/index.ts knows them). */
   supportedBy: (capability: Capability) => readonly string[];
 }
@@ -138,6 +141,7 @@ export class SessionPool {
       outbound: this.#options.outbound,
       observer: this.#options.observer,
       supportedBy: this.#options.supportedBy,
+      onEvent: (type, data) => this.#options.events?.publish(owner, name, type, data),
       onExpired: (session) => {
         if (this.#sessions.get(keyOf(owner, name)) !== session) return;
         this.#forget(session);

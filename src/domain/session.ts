@@ -60,6 +60,8 @@ export interface SessionOptions {
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
+  /** Receives the session's events (state changes here; new mail from its watchers). */
+  onEvent?: (type: 'session.state' | 'message.new' | 'message.deleted' | 'mailbox.reset', data: Record<string, unknown>) => void;
   /** The session types whose connectors have a capability, for OPERATION_NOT_SUPPORTED. */
   supportedBy: (capability: Capability) => readonly string[];
 }
@@ -187,7 +189,7 @@ export class Session {
   /** Connects again after an OAuth2 sign-in completed (the redirect endpoint calls this). */
   resume(): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new AppError('SESSION_NOT_FOUND', `session "${this.name}" is closed`));
-    this.#state = 'connecting';
+    this.#enter('connecting');
     this.#authorizationUrl = undefined;
     return this.#exclusive(() => this.#connect(false));
   }
@@ -290,7 +292,7 @@ export class Session {
   /** Logs out and marks the session closed; safe to call in any state, more than once. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    this.#state = 'closed';
+    this.#enter('closed');
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryTimer);
     // waits for an operation in flight (bounded by its own deadline), so LOGOUT never interleaves with it
@@ -340,6 +342,18 @@ export class Session {
     if (this.#state === 'connected' && isAppError(err) && CONNECTION_LEVEL.has(err.code)) this.#lost(err);
   }
 
+  /** Every state change goes through here, so that subscribers see each one (session.state events). */
+  #enter(state: SessionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#options.onEvent?.('session.state', {
+      state,
+      ...(this.#lastError && (state === 'failed' || state === 'reconnecting' || state === 'awaiting_authorization')
+        ? { code: this.#lastError.code }
+        : {}),
+    });
+  }
+
   #exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.#queue.run(task, this.#options.lockTimeoutMs);
   }
@@ -353,7 +367,7 @@ export class Session {
       if (this.#awaitAuthorization(err)) return;
       if (!reconnect) {
         this.#lastError = toSessionError(err);
-        if (this.#state !== 'closed') this.#state = 'failed';
+        if (this.#state !== 'closed') this.#enter('failed');
         this.#options.observer.failed(this.type, this.#lastError.code);
       }
       throw err;
@@ -362,7 +376,7 @@ export class Session {
       await this.#connector.close();
       throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
     }
-    this.#state = 'connected';
+    this.#enter('connected');
     this.#connectedAt = new Date();
     // lastError describes what is wrong now; the history of drops is in the metrics and the log
     this.#lastError = undefined;
@@ -412,7 +426,7 @@ export class Session {
     this.#lastError = toSessionError(err);
     this.#logger.warn({ code: this.#lastError.code, detail: this.#lastError.message }, 'connection lost');
     if (this.#state !== 'reconnecting') {
-      this.#state = 'reconnecting';
+      this.#enter('reconnecting');
       this.#attempt = 0;
       this.#options.observer.reconnecting(this.type);
       void this.#exclusive(() => this.#connector.close()).catch(() => {});
@@ -424,7 +438,7 @@ export class Session {
     clearTimeout(this.#timer);
     const { maxAttempts } = this.#options.reconnect;
     if (PERMANENT.has(this.#lastError!.code) || (maxAttempts > 0 && this.#attempt >= maxAttempts)) {
-      this.#state = 'failed';
+      this.#enter('failed');
       this.#nextAttemptAt = undefined;
       this.#options.observer.failed(this.type, this.#lastError!.code);
       this.#logger.warn({ code: this.#lastError!.code, attempts: this.#attempt }, 'session failed: not retrying');
@@ -454,9 +468,9 @@ export class Session {
   #awaitAuthorization(err: unknown): boolean {
     if (!isAppError(err) || err.code !== 'AUTHORIZATION_REQUIRED' || this.#state === 'closed') return false;
     clearTimeout(this.#timer);
-    this.#state = 'awaiting_authorization';
     this.#authorizationUrl = typeof err.extra.authorizationUrl === 'string' ? err.extra.authorizationUrl : undefined;
     this.#lastError = toSessionError(err);
+    this.#enter('awaiting_authorization');
     this.#logger.info('session awaits authorization');
     return true;
   }

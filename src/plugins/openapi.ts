@@ -29,6 +29,7 @@ export const openapiPlugin = fp(
           { name: 'messages', description: 'Read mail through a session: folders, messages, raw messages and attachments' },
           { name: 'changes', description: 'Change mail through a session: status, move, delete, one message or all that match' },
           { name: 'send', description: 'Send, reply and forward through a session' },
+          { name: 'events', description: 'New mail and state changes as they happen: Server-Sent Events' },
           { name: 'operations', description: 'Health, readiness and documentation' },
         ],
       },

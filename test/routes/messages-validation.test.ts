@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ErrorCode } from '../../src/errors.js';
 import { contentDisposition } from '../../src/routes/content-disposition.js';
 import { toFilter } from '../../src/routes/messages.js';
 import { build } from '../helper.js';
@@ -84,7 +85,7 @@ test('send requests: addresses are parsed, limits hold, header injection is refu
   const { app } = await build(t, { MSB_SEND_MAX_RECIPIENTS: '2', MSB_SEND_MAX_BYTES: '2048' });
   const url = '/v1/sessions/s1/send';
   const ok = { to: 'A <a@example.test>', subject: 'hi', text: 'x' };
-  const refused: [unknown, string][] = [
+  const refused: [unknown, ErrorCode][] = [
     [{ ...ok, to: 'not an address' }, 'VALIDATION_ERROR'],
     [{ ...ok, to: ['a@example.test', 'b@example.test', 'c@example.test'] }, 'VALIDATION_ERROR'],
     [{ ...ok, subject: 'hi\r\nBcc: victim@example.test' }, 'VALIDATION_ERROR'],
