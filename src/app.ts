@@ -23,6 +23,7 @@ import { changeRoutes } from './routes/changes.js';
 import { sendRoutes } from './routes/send.js';
 import { eventRoutes } from './routes/events.js';
 import { EventHub } from './domain/events.js';
+import { startWebhooks } from './webhook-delivery.js';
 import { MemoryIdempotencyStore } from './domain/idempotency.js';
 import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -85,6 +86,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   });
   const events = new EventHub({ bufferSize: config.MSB_EVENT_BUFFER_SIZE });
   const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events });
+  const webhooks = await startWebhooks(config, { events, pool, outbound, logger });
   metrics.watch(pool);
   let accepting = true;
 
@@ -109,6 +111,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     accepting = false;
   });
   app.addHook('onClose', async () => {
+    webhooks.close();
     await pool.closeAll();
     await services.oauth.close();
   });
@@ -118,7 +121,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
-  await app.register(sessionRoutes, { pool, config, services, secrets });
+  await app.register(sessionRoutes, { pool, outbound, config, services, secrets });
   await app.register(messageRoutes, { pool });
   await app.register(changeRoutes, { pool });
   await app.register(sendRoutes, {

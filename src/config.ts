@@ -51,6 +51,10 @@ export const ConfigSchema = Type.Object({
   MSB_EVENT_BUFFER_SIZE: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 1000, description: 'Events kept per principal for clients that resume with Last-Event-ID.' }),
   MSB_EVENTS_HEARTBEAT_MS: Type.Integer({ minimum: 1000, maximum: 300_000, default: 15_000, description: 'Period of the comment line sent on idle event streams, so that proxies keep them open.' }),
   MSB_EVENT_STREAMS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 20, description: 'Most event streams (GET /v1/events) one principal may hold open.' }),
+  MSB_WEBHOOK_URLS: Type.String({ default: '', description: 'Webhooks per principal: principal=url entries separated by commas; every event of that principal\'s sessions is POSTed there, signed with MSB_WEBHOOK_SECRET.' }),
+  MSB_WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the HMAC-SHA256 signature of the MSB_WEBHOOK_URLS deliveries (at least 16 characters; required when MSB_WEBHOOK_URLS is set).' }),
+  MSB_WEBHOOK_RETRY_DELAYS_MS: Type.String({ pattern: '^[0-9]{1,9}(,[0-9]{1,9}){0,19}$', default: '1000,5000,30000,120000,600000', description: 'Waits before each retry of a webhook delivery that failed (non-2xx, timeout, no connection); the count + 1 is the number of attempts.' }),
+  MSB_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: 'Time a webhook receiver has to answer one delivery.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({

@@ -38,6 +38,7 @@ export class EventHub {
   readonly #epoch = randomBytes(4).toString('hex');
   readonly #bufferSize: number;
   readonly #channels = new Map<string, Channel>();
+  readonly #taps = new Set<(owner: string, event: MailEvent) => void>();
   #sequence = 0;
 
   constructor(options: { bufferSize: number }) {
@@ -53,7 +54,14 @@ export class EventHub {
     for (const { listener, session: only } of channel.listeners) {
       if (only === undefined || only === session) listener(event);
     }
+    for (const tap of this.#taps) tap(owner, event);
     return event;
+  }
+
+  /** Hears every event of every principal (webhook delivery). */
+  tap(listener: (owner: string, event: MailEvent) => void): () => void {
+    this.#taps.add(listener);
+    return () => this.#taps.delete(listener);
   }
 
   /**

@@ -83,6 +83,11 @@ export class SessionPool {
     return session;
   }
 
+  /** The owner's session of that name, or undefined. */
+  find(owner: string, name: string): Session | undefined {
+    return this.#sessions.get(keyOf(owner, name));
+  }
+
   /** The owner's sessions, or every session when owner is undefined. */
   list(owner?: string): Session[] {
     const all = [...this.#sessions.values()];

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Connector, MailboxSummary } from './connector.js';
+import type { DeliveryResult, WebhookTarget } from './webhooks.js';
 import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities } from './mail.js';
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
 import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
@@ -33,6 +34,8 @@ export interface SessionView extends SessionSettingsView {
   warnings: string[];
   /** Set while the state is awaiting_authorization: where a person signs in. */
   authorizationUrl?: string;
+  /** The webhooks that carried this session's events, each with its last delivery. */
+  webhooks?: { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }[];
 }
 
 /** Receives lifecycle events, e.g. for metrics. Keeps the domain free of any metrics library. */
@@ -116,6 +119,11 @@ function summarize(partial: unknown): Record<string, number> {
   return out;
 }
 
+/** A webhook URL as inspect shows it: without its query, which may carry a token of the receiver. */
+function webhookShown(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
 function toSessionError(err: unknown): SessionError {
   const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'unexpected error');
   return { code: e.code, message: e.message, at: new Date().toISOString() };
@@ -134,7 +142,9 @@ export class Session {
   readonly name: string;
   readonly type: string;
   readonly fingerprint: string;
+  readonly webhook: WebhookTarget | undefined;
   readonly createdAt = new Date();
+  readonly #deliveries = new Map<string, { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }>();
   readonly #view: SessionSettingsView;
   readonly #connector: Connector;
   readonly #options: SessionOptions;
@@ -157,6 +167,8 @@ export class Session {
     this.name = name;
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
+    this.webhook = prepared.webhook;
+    if (prepared.webhook) this.#deliveries.set('session', { url: webhookShown(prepared.webhook.url), scope: 'session', lastDelivery: null });
     this.#view = prepared.view;
     this.#options = options;
     this.#logger = options.logger;
@@ -284,6 +296,11 @@ export class Session {
     });
   }
 
+  /** Records how the last delivery of one of this session's events to a webhook went (inspect shows it). */
+  noteDelivery(scope: 'session' | 'principal', url: URL, result: DeliveryResult): void {
+    this.#deliveries.set(scope, { url: webhookShown(url), scope, lastDelivery: result });
+  }
+
   /** Marks the session used now (every API call that names it), which postpones its expiry. */
   touch(): void {
     this.#lastUsedAt = new Date();
@@ -318,6 +335,7 @@ export class Session {
       mailbox: this.#mailbox ?? null,
       warnings: [],
       ...this.#view,
+      ...(this.#deliveries.size > 0 ? { webhooks: [...this.#deliveries.values()] } : {}),
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }

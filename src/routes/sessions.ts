@@ -5,6 +5,9 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
 import type { SecretStore } from '../security/secret-store.js';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
+import { webhookTarget } from '../security/webhook-target.js';
+import { fingerprint } from '../domain/fingerprint.js';
 import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
 import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
@@ -15,6 +18,7 @@ import { SessionListSchema, SessionSchema } from '../schemas/session.js';
 
 export interface SessionRoutesOptions {
   pool: SessionPool;
+  outbound: OutboundPolicy;
   config: Config;
   services: KindServices;
   secrets: SecretStore;
@@ -44,7 +48,7 @@ const imapExample = {
 };
 
 /** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services, secrets }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, outbound, config, services, secrets }) => {
   app.post(
     '/v1/sessions',
     {
@@ -66,7 +70,13 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       const { body, refs } = await resolveSecretRefs(request.body, principalOf(request), secrets);
       // the owner keeps cached OAuth2 tokens apart between principals
       const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name });
-      const prepared = { ...kind, view: showRefs(kind.view, refs) };
+      const webhook = body.webhook ? await webhookTarget(body.webhook as { url: string; secret: string }, outbound, '/webhook') : undefined;
+      const prepared = {
+        ...kind,
+        view: showRefs(kind.view, refs),
+        // the webhook is part of the settings: the same name with another receiver or secret is a conflict
+        ...(webhook ? { webhook, fingerprint: fingerprint({ settings: kind.fingerprint, webhook: [webhook.url.href, webhook.secret.reveal()] }) } : {}),
+      };
       const { session, created } = await pool.create(principalOf(request).name, body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
