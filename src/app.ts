@@ -22,6 +22,9 @@ import { messageRoutes } from './routes/messages.js';
 import { changeRoutes } from './routes/changes.js';
 import { sendRoutes } from './routes/send.js';
 import { eventRoutes } from './routes/events.js';
+import { claimRoutes } from './routes/claims.js';
+import { ClaimService } from './domain/claims.js';
+import { MemoryLeaseStore } from './domain/leases.js';
 import { EventHub } from './domain/events.js';
 import { startWebhooks } from './webhook-delivery.js';
 import { MemoryIdempotencyStore } from './domain/idempotency.js';
@@ -129,6 +132,10 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     config,
     idempotency: new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
     quota: new SendQuota(config.MSB_SEND_PER_MINUTE),
+  });
+  await app.register(claimRoutes, {
+    pool,
+    claims: new ClaimService(new MemoryLeaseStore({ maxFinished: config.MSB_CLAIM_MAX_FINISHED }), { keyword: config.MSB_CLAIM_KEYWORD }),
   });
   await app.register(eventRoutes, { events, heartbeatMs: config.MSB_EVENTS_HEARTBEAT_MS, streamsPerPrincipal: config.MSB_EVENT_STREAMS_PER_PRINCIPAL });
   await app.register(oauthRoutes, { pool, config, services });

@@ -55,6 +55,8 @@ export const ConfigSchema = Type.Object({
   MSB_WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the HMAC-SHA256 signature of the MSB_WEBHOOK_URLS deliveries (at least 16 characters; required when MSB_WEBHOOK_URLS is set).' }),
   MSB_WEBHOOK_RETRY_DELAYS_MS: Type.String({ pattern: '^[0-9]{1,9}(,[0-9]{1,9}){0,19}$', default: '1000,5000,30000,120000,600000', description: 'Waits before each retry of a webhook delivery that failed (non-2xx, timeout, no connection); the count + 1 is the number of attempts.' }),
   MSB_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: 'Time a webhook receiver has to answer one delivery.' }),
+  MSB_CLAIM_KEYWORD: Type.String({ pattern: '^\\$?[A-Za-z0-9_.-]{1,64}$', default: '$Processed', description: 'What marks a message done by a work claim on the server: an IMAP keyword, an EWS/Graph category of this name.' }),
+  MSB_CLAIM_MAX_FINISHED: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000, description: 'Finished message ids remembered per session in the process (what keeps done messages from being claimed again where the server has no keywords: POP3).' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({

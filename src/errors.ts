@@ -42,6 +42,7 @@ export const errorCatalog = {
   FOLDER_NOT_FOUND: { status: 404, title: 'No folder with this path' },
   MESSAGE_NOT_FOUND: { status: 404, title: 'No message with this id in this session' },
   ATTACHMENT_NOT_FOUND: { status: 404, title: 'The message has no attachment with this id' },
+  CLAIM_NOT_FOUND: { status: 404, title: 'No live work claim with this id' },
   IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'This Idempotency-Key was used for another request' },
   SEND_RATE_LIMITED: { status: 429, title: 'Too many messages sent' },
   MESSAGE_TOO_LARGE: { status: 413, title: 'The message to send is too large' },

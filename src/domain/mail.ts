@@ -81,6 +81,8 @@ export interface MessageFilter {
   /** On the date received: at or after `since`, before `before`. */
   since?: Date;
   before?: Date;
+  /** Only messages without this keyword (IMAP keyword, EWS/Graph category): what work claims have not done yet. */
+  withoutKeyword?: string;
 }
 
 export interface ListQuery extends MessageFilter {
@@ -203,6 +205,11 @@ export interface MessageSender {
   forward(id: string, request: ForwardRequest): Promise<SendResult>;
 }
 
+/** Keywords (IMAP) or categories (EWS, Graph) on messages: how work claims mark a message done on the server. */
+export interface MessageTagger {
+  tag(id: string, keyword: string): Promise<void>;
+}
+
 /** What a connector can do with mail; an operation a protocol cannot do is absent, not a method that throws. */
 export interface MailCapabilities {
   reader?: MessageReader;
@@ -210,6 +217,7 @@ export interface MailCapabilities {
   mover?: MessageMover;
   deleter?: MessageDeleter;
   sender?: MessageSender;
+  tagger?: MessageTagger;
 }
 
 export type Capability = keyof MailCapabilities;
@@ -221,6 +229,7 @@ export const CAPABILITY_VERBS: Readonly<Record<Capability, string>> = {
   mover: 'move messages',
   deleter: 'delete messages',
   sender: 'send mail',
+  tagger: 'mark messages with keywords',
 };
 
 /**

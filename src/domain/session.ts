@@ -296,6 +296,11 @@ export class Session {
     });
   }
 
+  /** Whether this session's connector has `capability`. */
+  can(capability: Capability): boolean {
+    return this.#connector[capability] !== undefined;
+  }
+
   /** Records how the last delivery of one of this session's events to a webhook went (inspect shows it). */
   noteDelivery(scope: 'session' | 'principal', url: URL, result: DeliveryResult): void {
     this.#deliveries.set(scope, { url: webhookShown(url), scope, lastDelivery: result });

@@ -30,6 +30,7 @@ export const openapiPlugin = fp(
           { name: 'changes', description: 'Change mail through a session: status, move, delete, one message or all that match' },
           { name: 'send', description: 'Send, reply and forward through a session' },
           { name: 'events', description: 'New mail and state changes as they happen: Server-Sent Events' },
+          { name: 'claims', description: 'Work claims: a fleet of bots handles each message once' },
           { name: 'operations', description: 'Health, readiness and documentation' },
         ],
       },

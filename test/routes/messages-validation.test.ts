@@ -100,3 +100,14 @@ test('send requests: addresses are parsed, limits hold, header injection is refu
   assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/forward', payload: { to: 'x' } }), 'VALIDATION_ERROR');
   assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/reply', payload: { replyAll: 'yes' } }), 'VALIDATION_ERROR');
 });
+
+test('claim requests out of bounds are VALIDATION_ERROR', async (t) => {
+  const { app } = await build(t);
+  const base = '/v1/sessions/s1/claims';
+  for (const payload of [{ max: 0 }, { max: 1001 }, { leaseSeconds: 4 }, { leaseSeconds: 3601 }, { where: { status: 'new' } }, { folder: 'a\nb' }]) {
+    assertProblem(await app.inject({ method: 'POST', url: base, payload }), 'VALIDATION_ERROR');
+  }
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/c1/ack`, payload: { then: { moveTo: '' } } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/c1/extend`, payload: {} }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: base, payload: {} }), 'SESSION_NOT_FOUND');
+});
