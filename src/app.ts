@@ -125,7 +125,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, outbound, config, services, secrets });
-  await app.register(messageRoutes, { pool });
+  await app.register(messageRoutes, { pool, events });
   await app.register(changeRoutes, { pool });
   await app.register(sendRoutes, {
     pool,

@@ -108,6 +108,14 @@ export const ListMessagesQuery = Type.Object(
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_.~-]+$', description: 'nextCursor of the previous page.' })),
     order: Type.Optional(Type.Union([Type.Literal('newest'), Type.Literal('oldest')], { default: 'newest', description: 'By date received (default newest first).' })),
     include: Type.Optional(Type.Literal('text', { description: '"text" adds each message\'s plain text.' })),
+    wait: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 60,
+        default: 0,
+        description: 'Long-poll: when nothing matches yet, wait up to this many seconds for new mail in the session\'s watched folders, then answer (an empty page when none came).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -16,6 +16,7 @@ test('list queries that do not match the contract are VALIDATION_ERROR naming th
     ['since=yesterday', '/querystring/since'],
     ['before=2026-13', '/querystring/before'],
     ['include=html', '/querystring/include'],
+    ['wait=61', '/querystring/wait'],
     ['cursor=a%2Fb', '/querystring/cursor'],
     ['folder=INBOX%0D%0ALOGOUT', '/querystring/folder'],
     ['subject=a%0Ab', '/querystring/subject'],
