@@ -9,7 +9,7 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
-import { authPlugin } from './plugins/auth.js';
+import { authPlugin, DEV_PRINCIPAL } from './plugins/auth.js';
 import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -27,6 +27,9 @@ import { ClaimService } from './domain/claims.js';
 import { MemoryLeaseStore } from './domain/leases.js';
 import { EventHub } from './domain/events.js';
 import { startWebhooks } from './webhook-delivery.js';
+import { FileSessionStore } from './store/file-session-store.js';
+import { noSessionStore } from './domain/session-store.js';
+import { restoreSessions } from './restore-sessions.js';
 import { MemoryIdempotencyStore } from './domain/idempotency.js';
 import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -88,7 +91,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     openAccess: config.MSB_AUTH === 'none',
   });
   const events = new EventHub({ bufferSize: config.MSB_EVENT_BUFFER_SIZE });
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events });
+  const store = config.MSB_SESSION_STORE_FILE ? await FileSessionStore.open(config.MSB_SESSION_STORE_FILE, Buffer.from(config.MSB_SESSION_STORE_KEY, 'base64')) : noSessionStore;
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events, store });
   const webhooks = await startWebhooks(config, { events, pool, outbound, logger });
   metrics.watch(pool);
   let accepting = true;
@@ -116,6 +120,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   app.addHook('onClose', async () => {
     webhooks.close();
     await pool.closeAll();
+    await store.close();
     await services.oauth.close();
   });
 
@@ -140,6 +145,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(eventRoutes, { events, heartbeatMs: config.MSB_EVENTS_HEARTBEAT_MS, streamsPerPrincipal: config.MSB_EVENT_STREAMS_PER_PRINCIPAL });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
+  await restoreSessions(store, pool, { config, services, secrets, outbound }, (name) => (keys ? keys.principal(name) : name === DEV_PRINCIPAL.name ? DEV_PRINCIPAL : undefined), logger);
   return app;
 }
 

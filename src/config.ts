@@ -57,6 +57,8 @@ export const ConfigSchema = Type.Object({
   MSB_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: 'Time a webhook receiver has to answer one delivery.' }),
   MSB_CLAIM_KEYWORD: Type.String({ pattern: '^\\$?[A-Za-z0-9_.-]{1,64}$', default: '$Processed', description: 'What marks a message done by a work claim on the server: an IMAP keyword, an EWS/Graph category of this name.' }),
   MSB_CLAIM_MAX_FINISHED: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000, description: 'Finished message ids remembered per session in the process (what keeps done messages from being claimed again where the server has no keywords: POP3).' }),
+  MSB_SESSION_STORE_FILE: Type.String({ default: '', description: 'File that keeps session definitions (secrets included) across restarts, encrypted with MSB_SESSION_STORE_KEY; a restarted service restores its sessions by itself. Empty: sessions live in memory only.' }),
+  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE: 32 random bytes in base64 (openssl rand -base64 32).' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({
@@ -132,6 +134,9 @@ export function loadConfig(env: Record<string, string | undefined> = {}): Config
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
   if (Value.Check(ConfigSchema, withDefaults)) {
+    if ((withDefaults.MSB_SESSION_STORE_FILE === '') !== (withDefaults.MSB_SESSION_STORE_KEY === '')) {
+      throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
+    }
     if (withDefaults.MSB_AUTH === 'keys' && withDefaults.MSB_API_KEYS.trim() === '') {
       throw new ConfigError('invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (npm run api-key), or set MSB_AUTH=none for development');
     }

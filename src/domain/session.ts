@@ -198,6 +198,27 @@ export class Session {
     return this.#opening;
   }
 
+  /**
+   * Connects a session restored from the session store after a restart: it shows `connecting` meanwhile,
+   * takes its turn from the reconnect rate cap, and a failure that another attempt may fix goes through
+   * the reconnect backoff instead of failing the session (bots see no 404, and no failure, for a session
+   * that was there before the restart).
+   */
+  async restore(): Promise<void> {
+    await this.#options.limiter.acquire();
+    if (this.#state !== 'connecting') return;
+    try {
+      await this.#exclusive(() => this.#connect(true));
+    } catch (err) {
+      if (this.#state !== 'connecting') return;
+      this.#lastError = toSessionError(err);
+      this.#enter('reconnecting');
+      this.#attempt = 1;
+      this.#logger.info({ code: this.#lastError.code }, 'restored session could not connect yet');
+      this.#scheduleReconnect();
+    }
+  }
+
   /** Connects again after an OAuth2 sign-in completed (the redirect endpoint calls this). */
   resume(): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new AppError('SESSION_NOT_FOUND', `session "${this.name}" is closed`));

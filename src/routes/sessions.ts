@@ -6,11 +6,9 @@ import { AppError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
 import type { SecretStore } from '../security/secret-store.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
-import { webhookTarget } from '../security/webhook-target.js';
-import { fingerprint } from '../domain/fingerprint.js';
-import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
+import { prepareSession } from '../kinds/prepare-session.js';
 import type { SessionPool } from '../domain/pool.js';
-import { CreateSessionBody, kindFor } from '../kinds/index.js';
+import { CreateSessionBody } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
 import { SessionName } from '../schemas/common.js';
 import { codesByStatus, problemResponses } from '../schemas/problem.js';
@@ -67,17 +65,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { body, refs } = await resolveSecretRefs(request.body, principalOf(request), secrets);
-      // the owner keeps cached OAuth2 tokens apart between principals
-      const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name });
-      const webhook = body.webhook ? await webhookTarget(body.webhook as { url: string; secret: string }, outbound, '/webhook') : undefined;
-      const prepared = {
-        ...kind,
-        view: showRefs(kind.view, refs),
-        // the webhook is part of the settings: the same name with another receiver or secret is a conflict
-        ...(webhook ? { webhook, fingerprint: fingerprint({ settings: kind.fingerprint, webhook: [webhook.url.href, webhook.secret.reveal()] }) } : {}),
-      };
-      const { session, created } = await pool.create(principalOf(request).name, body.name, prepared);
+      const prepared = await prepareSession(request.body, principalOf(request), { config, services, secrets, outbound });
+      const { session, created } = await pool.create(principalOf(request).name, request.body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
       return reply.code(status).send(session.view());
