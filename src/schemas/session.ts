@@ -18,15 +18,19 @@ export const SessionStateSchema = shared(
   }),
 );
 
-export const MailboxSchema = Type.Object(
-  {
-    name: Type.String({ examples: ['INBOX'] }),
-    messages: Type.Integer({ minimum: 0 }),
-    unseen: Type.Optional(Type.Integer({ minimum: 0, description: 'IMAP and EWS (the Inbox UnreadCount).' })),
-    size: Type.Optional(Type.Integer({ minimum: 0, description: 'POP3 only: total size in bytes.' })),
-    checkedAt: Timestamp,
-  },
-  { description: 'Mailbox summary as of checkedAt.' },
+/** Shared (one Mailbox type in clients) and nullable in itself, so that the serializer keeps its typeof check. */
+export const MailboxSchema = shared(
+  'Mailbox',
+  Nullable(
+    Type.Object({
+      name: Type.String({ examples: ['INBOX'] }),
+      messages: Type.Integer({ minimum: 0 }),
+      unseen: Type.Optional(Type.Integer({ minimum: 0, description: 'IMAP and EWS (the Inbox UnreadCount).' })),
+      size: Type.Optional(Type.Integer({ minimum: 0, description: 'POP3 only: total size in bytes.' })),
+      checkedAt: Timestamp,
+    }),
+    { description: 'Mailbox summary as of checkedAt; null before the first one.' },
+  ),
 );
 
 /**
@@ -86,7 +90,7 @@ export const SessionSchema = shared(
           { description: 'EWS, outlook, and IMAP/POP3 with OAuth2: how the session authenticates. Never a secret.' },
         ),
       ),
-      mailbox: Nullable(MailboxSchema),
+      mailbox: ref(MailboxSchema),
       warnings: Type.Array(Type.String(), { description: 'Things the caller should know, such as a dated deprecation.' }),
       authorizationUrl: Type.Optional(Type.String({ description: 'While awaiting_authorization: the sign-in page to open.' })),
     },
