@@ -147,3 +147,15 @@ test('every request string is constrained: a pattern (WireString or stricter), a
   assert.deepEqual(free.map(([path]) => path), [], 'request strings without a pattern: use WireString (src/schemas/common.ts)');
   assert.ok(strings.filter(([, node]) => node.type === 'string').length > 40, 'the walk found the request strings');
 });
+
+test('servers: the public URL as a variable; Swagger UI calls the origin it was loaded from', async (t) => {
+  const { app } = await build(t, { MSB_PUBLIC_URL: 'https://broker.example.com/' });
+  await app.ready();
+  const doc = app.swagger() as Node;
+  assert.deepEqual(doc.servers.map((s: Node) => [s.url, s.variables.origin.default]), [['{origin}', 'https://broker.example.com']]);
+  assert.ok(doc.info.license.identifier && doc.info.contact.name, 'info.license and info.contact');
+  const ui = await app.inject({ method: 'GET', url: '/docs/json' });
+  assert.equal(ui.statusCode, 200);
+  assert.equal(ui.json().servers, undefined);
+  assert.deepEqual(Object.keys(ui.json().paths), Object.keys(doc.paths));
+});
