@@ -11,6 +11,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
 import { authPlugin, DEV_PRINCIPAL } from './plugins/auth.js';
 import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems.js';
+import { sharedSchemasPlugin } from './plugins/shared-schemas.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { ApiKeys } from './security/api-keys.js';
@@ -125,9 +126,10 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   });
 
   await app.register(problemsPlugin);
+  await app.register(sharedSchemasPlugin);
   await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS });
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
-  await app.register(openapiPlugin);
+  await app.register(openapiPlugin, { publicUrl: config.MSB_PUBLIC_URL });
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, outbound, config, services, secrets });
   await app.register(messageRoutes, { pool, events });

@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN, CONTROL_CHARACTERS, StringEnum } from '../schemas/common.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
@@ -21,7 +21,7 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 const AuthBody = Type.Object(
   {
     flow: Type.Optional(
-      Type.Enum(['authorizationCode', 'password', 'clientCredentials'], {
+      StringEnum(['authorizationCode', 'password', 'clientCredentials'], {
         description:
           'Default: "password" when a password is given, "clientCredentials" when only a mailbox is given, else "authorizationCode" (a person signs in once in a browser, MFA works; later sessions refresh silently).',
       }),
@@ -48,7 +48,7 @@ export const OutlookBody = Type.Object(
       Type.String({
         minLength: 3,
         maxLength: 320,
-        pattern: '^[^\\s/?#\\\\]+$',
+        pattern: `^[^\\s/?#\\\\${CONTROL_CHARACTERS}]+$`,
         description:
           'The mailbox to open (address or object ID): with clientCredentials any user or shared mailbox the app may read; with a delegated flow another (e.g. shared) mailbox the signed-in user may read. Default: the signed-in user\'s own.',
       }),

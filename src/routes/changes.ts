@@ -15,6 +15,7 @@ import {
   MoveResultSchema,
 } from '../schemas/message.js';
 import { problemResponses } from '../schemas/problem.js';
+import { jsonResponse, ref } from '../schemas/shared.js';
 import { toFilter } from './messages.js';
 import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
@@ -41,8 +42,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
         summary: 'Change the read or flagged status of a message',
         description: 'Automation Anywhere\'s "Change status". Answers the updated summary.',
         params: MessageParams,
-        body: FlagChangeBody,
-        response: { 200: { ...MessageSummarySchema, description: 'The message after the change.' }, ...problemResponses(SESSION_ERRORS) },
+        body: ref(FlagChangeBody),
+        response: { 200: jsonResponse('The message after the change.', ref(MessageSummarySchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
     async (request) => sessionOf(pool, request).run('flagger', (f) => f.update(request.params.id, request.body), { operation: 'update', fields: () => ({ count: 1 }) }),
@@ -57,8 +58,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
         summary: 'Move a message to another folder',
         description: 'Answers the message\'s new id. Repeating a move whose answer was lost answers 404 MESSAGE_NOT_FOUND: the old id never names another message.',
         params: MessageParams,
-        body: MoveBody,
-        response: { 200: { ...MoveResultSchema, description: 'Moved.' }, ...problemResponses(SESSION_ERRORS) },
+        body: ref(MoveBody),
+        response: { 200: jsonResponse('Moved.', ref(MoveResultSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
     async (request) => sessionOf(pool, request).run('mover', (m) => m.move(request.params.id, request.body.to), { operation: 'move', fields: () => ({ count: 1 }) }),
@@ -93,8 +94,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
         tags: ['changes'],
         summary: 'Move every message matching the filters ("Move all")',
         params: NameParams,
-        body: BulkMoveBody,
-        response: { 200: { ...BulkMoveResultSchema, description: 'What was moved.' }, ...problemResponses(BULK_ERRORS) },
+        body: ref(BulkMoveBody),
+        response: { 200: jsonResponse('What was moved.', ref(BulkMoveResultSchema)), ...problemResponses(BULK_ERRORS) },
       },
     },
     async (request) => {
@@ -111,8 +112,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
         tags: ['changes'],
         summary: 'Delete every message matching the filters',
         params: NameParams,
-        body: BulkDeleteBody,
-        response: { 200: { ...BulkDeleteResultSchema, description: 'How many were deleted.' }, ...problemResponses(BULK_ERRORS) },
+        body: ref(BulkDeleteBody),
+        response: { 200: jsonResponse('How many were deleted.', ref(BulkDeleteResultSchema)), ...problemResponses(BULK_ERRORS) },
       },
     },
     async (request) => {
@@ -132,8 +133,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
         tags: ['changes'],
         summary: 'Change the read or flagged status of every message matching the filters',
         params: NameParams,
-        body: BulkUpdateBody,
-        response: { 200: { ...BulkUpdateResultSchema, description: 'How many were changed.' }, ...problemResponses(BULK_ERRORS) },
+        body: ref(BulkUpdateBody),
+        response: { 200: jsonResponse('How many were changed.', ref(BulkUpdateResultSchema)), ...problemResponses(BULK_ERRORS) },
       },
     },
     async (request) => {

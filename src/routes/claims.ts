@@ -5,6 +5,7 @@ import type { SessionPool } from '../domain/pool.js';
 import { SessionName } from '../schemas/common.js';
 import { AckBody, AckResultSchema, ClaimBody, ClaimId, ClaimSchema, ExtendBody, ExtendResultSchema } from '../schemas/message.js';
 import { problemResponses } from '../schemas/problem.js';
+import { jsonResponse, ref } from '../schemas/shared.js';
 import { toFilter } from './messages.js';
 import { NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
@@ -29,8 +30,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         tags: ['claims'],
         summary: 'Lease messages to work on, that no other claim holds and none has finished',
         params: NameParams,
-        body: ClaimBody,
-        response: { 201: { ...ClaimSchema, description: 'The claim and its messages (possibly none).' }, ...problemResponses(SESSION_ERRORS) },
+        body: ref(ClaimBody),
+        response: { 201: jsonResponse('The claim and its messages (possibly none).', ref(ClaimSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -53,8 +54,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         tags: ['claims'],
         summary: 'Mark claimed messages done, then optionally mark read, flag, move or delete them',
         params: ClaimParams,
-        body: AckBody,
-        response: { 200: { ...AckResultSchema, description: 'What was acknowledged, and what failed.' }, ...problemResponses(CLAIM_ERRORS) },
+        body: ref(AckBody),
+        response: { 200: jsonResponse('What was acknowledged, and what failed.', ref(AckResultSchema)), ...problemResponses(CLAIM_ERRORS) },
       },
     },
     async (request) => claims.acknowledge(sessionOf(pool, request), request.params.claim, request.body.ids, request.body.then ?? {}),
@@ -68,8 +69,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         tags: ['claims'],
         summary: 'Renew a claim\'s lease',
         params: ClaimParams,
-        body: ExtendBody,
-        response: { 200: { ...ExtendResultSchema, description: 'The new expiry.' }, ...problemResponses(CLAIM_ERRORS) },
+        body: ref(ExtendBody),
+        response: { 200: jsonResponse('The new expiry.', ref(ExtendResultSchema)), ...problemResponses(CLAIM_ERRORS) },
       },
     },
     async (request) => claims.extend(sessionOf(pool, request), request.params.claim, request.body.leaseSeconds),

@@ -16,6 +16,7 @@ import {
   filterFields,
 } from '../schemas/message.js';
 import { problemResponses } from '../schemas/problem.js';
+import { jsonResponse, ref } from '../schemas/shared.js';
 import { contentDisposition } from './content-disposition.js';
 import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
@@ -90,7 +91,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         summary: 'List the folders of the mailbox',
         description: 'Every folder with its path, delimiter and special use. POP3 has only INBOX.',
         params: NameParams,
-        response: { 200: { ...FolderListSchema, description: 'The folders.' }, ...problemResponses(SESSION_ERRORS) },
+        response: { 200: jsonResponse('The folders.', ref(FolderListSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
     async (request) => ({ folders: await sessionOf(pool, request).run('reader', (r) => r.folders()) }),
@@ -107,7 +108,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
           'Automation Anywhere\'s "Loop: for each mail in the mailbox": a page of summaries matching every filter given, newest first by default. Pages stay correct while new mail arrives: follow `nextCursor` until it is null. Reading never changes the read status.',
         params: NameParams,
         querystring: ListMessagesQuery,
-        response: { 200: { ...MessagePageSchema, description: 'A page of messages.' }, ...problemResponses({ 400: 'VALIDATION_ERROR: a filter, limit or cursor is not valid.', ...SESSION_ERRORS }) },
+        response: { 200: jsonResponse('A page of messages.', ref(MessagePageSchema)), ...problemResponses({ 400: 'VALIDATION_ERROR: a filter, limit or cursor is not valid.', ...SESSION_ERRORS }) },
       },
     },
     async (request) => {
@@ -149,7 +150,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
           { markAsRead: Type.Optional(Type.Boolean({ default: false, description: 'Mark the message read (not on POP3).' })) },
           { additionalProperties: false },
         ),
-        response: { 200: { ...MessageDetailSchema, description: 'The message.' }, ...problemResponses(SESSION_ERRORS) },
+        response: { 200: jsonResponse('The message.', ref(MessageDetailSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
     async (request) => sessionOf(pool, request).run('reader', (r) => r.get(request.params.id, { markAsRead: request.query.markAsRead ?? false })),

@@ -11,6 +11,7 @@ import { AppError } from '../errors.js';
 import { parseRecipients } from '../mime/addresses.js';
 import { principalOf } from '../plugins/auth.js';
 import { problemResponses } from '../schemas/problem.js';
+import { jsonResponse, ref } from '../schemas/shared.js';
 import { AttachmentBody, ForwardBody, IdempotencyKeyHeader, ReplyBody, SendBody, SendResultSchema } from '../schemas/send.js';
 import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
@@ -89,8 +90,8 @@ export const sendRoutes: FastifyPluginAsyncTypebox<SendRoutesOptions> = async (a
           'Automation Anywhere\'s "Send". IMAP/POP3 sessions send over the SMTP server given at create (smtp), then keep a copy in the Sent folder unless smtp.saveToSent is false; EWS and Outlook sessions send through Exchange / Graph, which keeps the copy.',
         params: NameParams,
         headers: IdempotencyKeyHeader,
-        body: SendBody,
-        response: { 201: { ...SendResultSchema, description: 'The server took the message.' }, ...problemResponses(SEND_ERRORS) },
+        body: ref(SendBody),
+        response: { 201: jsonResponse('The server took the message.', ref(SendResultSchema)), ...problemResponses(SEND_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -117,8 +118,8 @@ export const sendRoutes: FastifyPluginAsyncTypebox<SendRoutesOptions> = async (a
           'Automation Anywhere\'s "Reply": to the sender, or with replyAll to every recipient but this mailbox; threaded (In-Reply-To, References), "Re:" once, the original quoted below the new text.',
         params: MessageParams,
         headers: IdempotencyKeyHeader,
-        body: ReplyBody,
-        response: { 201: { ...SendResultSchema, description: 'The server took the reply.' }, ...problemResponses(SEND_ERRORS) },
+        body: ref(ReplyBody),
+        response: { 201: jsonResponse('The server took the reply.', ref(SendResultSchema)), ...problemResponses(SEND_ERRORS) },
       },
     },
     async (request, reply) => {
@@ -141,8 +142,8 @@ export const sendRoutes: FastifyPluginAsyncTypebox<SendRoutesOptions> = async (a
         description: 'Automation Anywhere\'s "Forward": "Fw:" once, the original and its attachments below the new text.',
         params: MessageParams,
         headers: IdempotencyKeyHeader,
-        body: ForwardBody,
-        response: { 201: { ...SendResultSchema, description: 'The server took the message.' }, ...problemResponses(SEND_ERRORS) },
+        body: ref(ForwardBody),
+        response: { 201: jsonResponse('The server took the message.', ref(SendResultSchema)), ...problemResponses(SEND_ERRORS) },
       },
     },
     async (request, reply) => {

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { ref, shared } from './shared.js';
 
 /** The bodies of the send routes (contract: "Send"). Nothing here can carry a line break into a header. */
 
@@ -16,20 +17,20 @@ export const Addresses = Type.Union([AddressString, Type.Array(AddressString, { 
   description: 'One address string, or a list of them.',
 });
 
-export const AttachmentBody = Type.Object(
+export const AttachmentBody = shared('OutgoingAttachment', Type.Object(
   {
     filename: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f/\\\\]+$', examples: ['invoice-4711.pdf'] }),
     contentType: Type.Optional(Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$', examples: ['application/pdf'] })),
     content: Type.String({ pattern: '^[A-Za-z0-9+/\\r\\n]*={0,2}[\\r\\n]*$', description: 'The bytes, base64.' }),
   },
-  { additionalProperties: false, title: 'OutgoingAttachment' },
-);
+  { additionalProperties: false },
+));
 
-const Attachments = Type.Array(AttachmentBody, { maxItems: 100 });
+const Attachments = Type.Array(ref(AttachmentBody), { maxItems: 100 });
 const Text = Type.String({ maxLength: 157_286_400, description: 'Plain-text body.' });
 const Html = Type.String({ maxLength: 157_286_400, description: 'HTML body.' });
 
-export const SendBody = Type.Object(
+export const SendBody = shared('SendRequest', Type.Object(
   {
     to: Addresses,
     cc: Type.Optional(Addresses),
@@ -39,20 +40,20 @@ export const SendBody = Type.Object(
     html: Type.Optional(Html),
     attachments: Type.Optional(Attachments),
   },
-  { additionalProperties: false, title: 'SendRequest' },
-);
+  { additionalProperties: false },
+));
 
-export const ReplyBody = Type.Object(
+export const ReplyBody = shared('ReplyRequest', Type.Object(
   {
     text: Type.Optional(Text),
     html: Type.Optional(Html),
     replyAll: Type.Optional(Type.Boolean({ default: false, description: 'Reply to the sender and every recipient (but this mailbox).' })),
     attachments: Type.Optional(Attachments),
   },
-  { additionalProperties: false, title: 'ReplyRequest' },
-);
+  { additionalProperties: false },
+));
 
-export const ForwardBody = Type.Object(
+export const ForwardBody = shared('ForwardRequest', Type.Object(
   {
     to: Addresses,
     cc: Type.Optional(Addresses),
@@ -61,17 +62,16 @@ export const ForwardBody = Type.Object(
     html: Type.Optional(Html),
     attachments: Type.Optional(Attachments),
   },
-  { additionalProperties: false, title: 'ForwardRequest' },
-);
+  { additionalProperties: false },
+));
 
-export const SendResultSchema = Type.Object(
+export const SendResultSchema = shared('SendResult', Type.Object(
   {
     messageId: Type.Union([Type.String(), Type.Null()], { description: 'The Message-ID of what was sent.' }),
     accepted: Type.Array(Type.String(), { description: 'Recipients the server accepted.' }),
     rejected: Type.Array(Type.String(), { description: 'Recipients the server refused (the message went to the others).' }),
-  },
-  { title: 'SendResult' },
-);
+  }
+));
 
 export const IdempotencyKeyHeader = Type.Object({
   'idempotency-key': Type.Optional(
