@@ -341,7 +341,8 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const mailbox = MAILBOX_PATH.exec(new URL(req.url ?? '/', 'https://graph.invalid').pathname)?.[1]?.toLowerCase() ?? 'me';
+      const user = MAILBOX_PATH.exec(new URL(req.url ?? '/', 'https://graph.invalid').pathname)?.[1];
+      const mailbox = user ? decodeURIComponent(user).toLowerCase() : 'me';
       const now = (inFlight.get(mailbox) ?? 0) + 1;
       inFlight.set(mailbox, now);
       maxInFlight.set(mailbox, Math.max(maxInFlight.get(mailbox) ?? 0, now));
