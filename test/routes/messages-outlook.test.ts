@@ -293,6 +293,18 @@ describe('reading mail of outlook sessions (Microsoft Graph)', () => {
     assert.equal(state.lastError, null);
   });
 
+  test('a folder deleted and made again under the same path is found again; one only deleted is FOLDER_NOT_FOUND', async () => {
+    const mb = world.graph.mailbox(mailbox);
+    assert.deepEqual((await list('folder=Clients/Acme')).messages, []);
+    const old = mb.folder('Clients/Acme')!;
+    mb.folders.delete(old.id);
+    const remade = mb.addFolder(mb.folder('Clients')!.id, 'Acme');
+    await mb.addMessage(remade.id, 'From: a@acme.test\r\nSubject: In the new Acme\r\n\r\nx\r\n', { receivedDateTime: '2026-11-05T00:00:00Z' });
+    assert.deepEqual((await list('folder=Clients/Acme')).messages.map((m) => [m.subject, m.folder]), [['In the new Acme', 'Clients/Acme']]);
+    mb.folders.delete(remade.id);
+    assertProblem(await get('/messages?folder=Clients/Acme'), 'FOLDER_NOT_FOUND');
+  });
+
   test('every request carries Prefer: IdType="ImmutableId"; no token or message body in any log line', () => {
     const mine = world.graph.requests.filter((r) => r.mailbox === mailbox);
     assert.ok(mine.length > 30);

@@ -55,7 +55,7 @@ export class GraphReader implements MessageReader {
   async list(q: ListQuery): Promise<MessagePage> {
     const c = this.#ctx;
     const state = q.cursor ? decodeCursor(q.cursor, q) : undefined;
-    const folder = state ? { id: state.folderId, path: state.folderPath } : await c.folders.resolve(q.folder);
+    let folder = state ? { id: state.folderId, path: state.folderPath } : await c.folders.resolve(q.folder);
     const params: [string, string][] = [
       ['$filter', buildFilter(q, state?.pin)],
       ['$orderby', `receivedDateTime ${q.order === 'newest' ? 'desc' : 'asc'}`],
@@ -64,13 +64,26 @@ export class GraphReader implements MessageReader {
       ['$expand', SUMMARY_EXPAND],
       ...(state?.paging ?? []),
     ];
-    const url = new URL(`${c.mailboxUrl}/mailFolders/${encodeURIComponent(folder.id)}/messages?${queryString(params)}`);
+    const read = () =>
+      c.client.json({
+        url: new URL(`${c.mailboxUrl}/mailFolders/${encodeURIComponent(folder.id)}/messages?${queryString(params)}`),
+        budgetMs: c.budgetMs(),
+        maxBytes: c.parseMaxBytes,
+        item: 'folder',
+        what: 'list messages',
+        ...(q.includeText ? { prefer: [AS_TEXT] } : {}),
+      });
     let answer;
     try {
-      answer = await c.client.json({ url, budgetMs: c.budgetMs(), maxBytes: c.parseMaxBytes, item: 'folder', what: 'list messages', ...(q.includeText ? { prefer: [AS_TEXT] } : {}) });
+      answer = await read();
     } catch (err) {
-      if (isAppError(err) && err.code === 'FOLDER_NOT_FOUND') c.folders.forget();
-      throw err;
+      if (!isAppError(err) || err.code !== 'FOLDER_NOT_FOUND' || state) throw err;
+      // the cached id of the path may be stale (the folder was deleted and made again): look once more
+      c.folders.forget();
+      const again = await c.folders.resolve(q.folder);
+      if (again.id === folder.id) throw err;
+      folder = again;
+      answer = await read();
     }
     if (answer.tooLarge) {
       throw new AppError('MAIL_PROTOCOL_ERROR', `Microsoft Graph ${c.host}: the page is larger than ${c.parseMaxBytes} bytes; ask for a smaller limit${q.includeText ? ' or without include=text' : ''}`);
