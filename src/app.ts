@@ -35,6 +35,7 @@ import { MemoryIdempotencyStore } from './domain/idempotency.js';
 import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
+import { MailboxLimiter } from './connectors/graph/mailbox-limiter.js';
 import { supportedBy } from './kinds/index.js';
 
 export interface AppDependencies {
@@ -83,7 +84,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   const metrics = createMetrics();
   const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
-  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound) };
+  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound), graphLimiter: new MailboxLimiter() };
   const keys = config.MSB_AUTH === 'keys' ? new ApiKeys(config.MSB_API_KEYS) : undefined;
   const secrets = new SecretStore({
     dir: config.MSB_SECRETS_DIR,

@@ -17,6 +17,8 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
  * the server (MSB_GRAPH_*), a bot gives only a name, and where needed a mailbox or a username.
  */
 
+/** Until MSB_PARSE_MAX_BYTES exists: the bytes of a message's JSON read for a detail or a page. */
+const PARSE_MAX_BYTES = 25 * 1024 * 1024;
 
 const AuthBody = Type.Object(
   {
@@ -99,10 +101,11 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   const mailbox = body.mailbox?.toLowerCase();
   // the signed-in user's own mailbox is /me; any other one is /users/{id} (a shared mailbox, or app-only)
   const other = mailbox !== undefined && (flow === 'clientCredentials' || mailbox !== body.username?.toLowerCase());
-  const inboxUrl = `${origin.origin}/v1.0/${other ? `users/${encodeURIComponent(mailbox!)}` : 'me'}/mailFolders/inbox`;
-  // Mail.Read for now; mail actions will need Mail.ReadWrite (README, "Outlook"). msal-node adds
+  const mailboxUrl = `${origin.origin}/v1.0/${other ? `users/${encodeURIComponent(mailbox!)}` : 'me'}`;
+  const inboxUrl = `${mailboxUrl}/mailFolders/inbox`;
+  // Mail.ReadWrite: reading with markAsRead changes the read status (README, "Outlook"). msal-node adds
   // offline_access (the refresh token), openid and profile to the delegated requests by itself.
-  const scopes = flow === 'clientCredentials' ? [`${origin.origin}/.default`] : [`${origin.origin}/${other ? 'Mail.Read.Shared' : 'Mail.Read'}`];
+  const scopes = flow === 'clientCredentials' ? [`${origin.origin}/.default`] : [`${origin.origin}/${other ? 'Mail.ReadWrite.Shared' : 'Mail.ReadWrite'}`];
   const app = resolveMicrosoftApp(
     {
       auth,
@@ -113,11 +116,15 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
     config,
   );
   const password = body.password !== undefined ? new Secret(body.password) : undefined;
+  // Graph's 4 concurrent requests are per app and mailbox: sessions that name the same pair share them
+  const mailboxKey = other ? mailbox : body.username?.toLowerCase();
   const settings: GraphSettings = {
     host: origin.hostname,
     port,
     inboxUrl,
+    mailboxUrl,
     mailbox: other ? mailbox! : 'me',
+    ...(mailboxKey ? { limiterKey: `${origin.origin}\u0000${app.clientId}\u0000${mailboxKey}` } : {}),
     ...(body.tls?.ca ? { ca: body.tls.ca } : {}),
     extraCaFile: config.MSB_EXTRA_CA_FILE,
     timeouts: {
@@ -125,6 +132,8 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
     maxAttempts: config.MSB_GRAPH_MAX_ATTEMPTS,
+    // TODO(MSB_PARSE_MAX_BYTES): config.MSB_PARSE_MAX_BYTES once the IMAP branch that adds it is merged
+    parseMaxBytes: PARSE_MAX_BYTES,
   };
   const source = secretSource(app, auth);
 
@@ -157,14 +166,14 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
         { sessionName: body.name, app, flow, scopes, username: flow === 'clientCredentials' ? mailbox! : (body.username ?? ''), password },
         { resume: ctx.resume, logger: ctx.logger },
       );
-      return new GraphConnector(settings, ctx, tokens);
+      return new GraphConnector(settings, ctx, tokens, services.graphLimiter);
     },
   };
 }
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
-  capabilities: { outlook: [] },
+  capabilities: { outlook: ['reader'] },
   bodies: [OutlookBody],
   prepare,
 };
