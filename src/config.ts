@@ -74,6 +74,12 @@ export const ConfigSchema = Type.Object({
     default: 'outlook.office365.com',
     description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
   }),
+  MSB_EWS_MAX_DOWNLOAD_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 1_073_741_824,
+    default: 67_108_864,
+    description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 in one answer, held in memory (about 3x this while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
+  }),
   // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
   MSB_GRAPH_CLIENT_ID: Type.String({
     default: '',

@@ -42,6 +42,7 @@ export const errorCatalog = {
   FOLDER_NOT_FOUND: { status: 404, title: 'No folder with this path' },
   MESSAGE_NOT_FOUND: { status: 404, title: 'No message with this id in this session' },
   ATTACHMENT_NOT_FOUND: { status: 404, title: 'The message has no attachment with this id' },
+  DOWNLOAD_TOO_LARGE: { status: 422, title: 'The message or attachment is larger than this session type downloads' },
   SESSION_NOT_AWAITING_AUTHORIZATION: { status: 409, title: 'The session does not wait for an OAuth2 sign-in' },
   OAUTH_STATE_INVALID: { status: 400, title: 'The OAuth2 state is unknown, used or expired' },
   OAUTH_ACCESS_DENIED: { status: 403, title: 'The sign-in or consent was refused' },
