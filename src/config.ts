@@ -77,8 +77,8 @@ export const ConfigSchema = Type.Object({
   MSB_EWS_MAX_DOWNLOAD_BYTES: Type.Integer({
     minimum: 1024,
     maximum: 1_073_741_824,
-    default: 67_108_864,
-    description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 in one answer, held in memory (about 3x this while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
+    default: 33_554_432,
+    description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 inside one XML answer, held in memory (the process grows by about 5x the size while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
   }),
   // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
   MSB_GRAPH_CLIENT_ID: Type.String({

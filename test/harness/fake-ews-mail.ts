@@ -250,7 +250,7 @@ function messageXml(m: FakeMessage, shape: Shape): string {
   if (f.has('message:IsRead')) parts.push(`<t:IsRead>${m.isRead}</t:IsRead>`);
   if (f.has('message:From') && m.from) parts.push(`<t:From>${mailbox(m.from)}</t:From>`);
   if (f.has('message:InternetMessageId') && m.messageId) parts.push(`<t:InternetMessageId>${esc(m.messageId)}</t:InternetMessageId>`);
-  if (f.has('message:InReplyTo') && m.inReplyTo) parts.push(`<t:InReplyTo>${esc(m.inReplyTo)}</t:InReplyTo>`);
+  if (f.has('item:InReplyTo') && m.inReplyTo) parts.push(`<t:InReplyTo>${esc(m.inReplyTo)}</t:InReplyTo>`);
   if (f.has('message:References') && m.references) parts.push(`<t:References>${esc(m.references)}</t:References>`);
   return `<t:Message>${parts.join('')}</t:Message>`;
 }

@@ -118,7 +118,7 @@ export class FakeMailbox {
   async addMessage(folder: string | FakeFolder, mime: Buffer | string, options: AddMessageOptions = {}): Promise<FakeMessage> {
     const f = typeof folder === 'string' ? this.folder(folder) : folder;
     const raw = Buffer.isBuffer(mime) ? mime : Buffer.from(mime, 'utf8');
-    const parsed = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
+    const parsed = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true, ignoreEmbedded: true });
     const received = options.received ?? Date.now();
     const headers = parsed.headerLines.map((h) => {
       const colon = h.line.indexOf(':');

@@ -29,7 +29,12 @@ export function prop<T>(obj: EwsApi.ServiceObject, def: EwsApi.PropertyDefinitio
 }
 
 export function extended(item: EwsApi.Item, tag: number): unknown {
-  const props = prop<EwsApi.ExtendedPropertyCollection>(item, item.Schema.ExtendedProperties);
+  let props: EwsApi.ExtendedPropertyCollection | undefined;
+  try {
+    props = item.ExtendedProperties;
+  } catch {
+    return undefined;
+  }
   for (const p of props?.GetEnumerator() ?? []) if (p.PropertyDefinition?.Tag === tag) return p.Value;
   return undefined;
 }

@@ -108,7 +108,7 @@ export class EwsReader implements MessageReader {
         ews.ItemSchema.Body,
         ews.ItemSchema.InternetMessageHeaders,
         ews.ItemSchema.ParentFolderId,
-        ews.EmailMessageSchema.InReplyTo,
+        ews.ItemSchema.InReplyTo,
         ews.EmailMessageSchema.References,
         ...(limits.exchange2013 ? [ews.ItemSchema.TextBody] : []),
       ]);
@@ -136,7 +136,7 @@ export class EwsReader implements MessageReader {
           text,
           html,
           headers,
-          inReplyTo: prop<string>(item, ews.EmailMessageSchema.InReplyTo),
+          inReplyTo: prop<string>(item, ews.ItemSchema.InReplyTo),
           references,
           // the whole item beyond the parse limit: Exchange cut the body at MaximumBodySize (it does not tell us whether)
           truncated: typeof size === 'number' && size > limits.parseMaxBytes,
