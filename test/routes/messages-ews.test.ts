@@ -366,6 +366,45 @@ describe('EWS sessions: reading mail', () => {
     }
   });
 
+  test('include=text adds each message\'s text (TextBody, cut at MaximumBodySize)', async () => {
+    const from = world.ews.requests.length;
+    const res = await get('/messages?limit=3&include=text');
+    assert.equal(res.statusCode, 200, res.body);
+    const byId = new Map(box.messages.map((m) => [encodeId(m.id), m]));
+    for (const m of res.json().messages as { id: string; text: string }[]) assert.equal(m.text, byId.get(m.id)!.text, 'the text body');
+    const shape = first(sent(from, 'GetItem')[0]!.soap!.node, 'ItemShape');
+    assert.ok(all(first(shape, 'AdditionalProperties'), 'FieldURI').some((f) => attr(f, 'FieldURI') === 'item:TextBody'));
+    assert.equal(textOf(first(shape, 'MaximumBodySize')), String(25 * 1024));
+    const plain = await get('/messages?limit=1');
+    assert.equal('text' in plain.json().messages[0], false, 'no text unless asked');
+  });
+
+  test('Exchange 2010: no TextBody or MaximumBodySize (the library refuses them); the text comes from a second GetItem', async (t) => {
+    const old = await build(t, world.env);
+    logs.push(...old.logs);
+    const created = await old.app.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      payload: { name: 'e2010', type: 'ews', url: world.ews.url, username: USERS.alice.name, password: USERS.alice.password, exchangeVersion: 'Exchange2010_SP2', auth: { type: 'basic' } },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const from = world.ews.requests.length;
+    const res = await old.app.inject({ method: 'GET', url: `/v1/sessions/e2010/messages/${encodeId(htmlOnly.id)}` });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(res.json().html, /<h1>Title<\/h1>/);
+    assert.match(res.json().text, new RegExp(`Only HTML ${BODY_MARKER}`));
+    const gets = sent(from, 'GetItem').map((g) => first(g.soap!.node, 'ItemShape'));
+    assert.ok(gets.every((shape) => !all(first(shape, 'AdditionalProperties'), 'FieldURI').some((f) => attr(f, 'FieldURI') === 'item:TextBody')));
+    assert.ok(gets.every((shape) => first(shape, 'MaximumBodySize') === undefined));
+    assert.ok(gets.some((shape) => textOf(first(shape, 'BodyType')) === 'Text'), 'asked for the body as text');
+    const unread = seeded.find((m) => !m.isRead)!;
+    const mark = world.ews.requests.length;
+    const marked = await old.app.inject({ method: 'GET', url: `/v1/sessions/e2010/messages/${encodeId(unread.id)}?markAsRead=true` });
+    assert.equal(marked.statusCode, 200, marked.body);
+    assert.equal(unread.isRead, true);
+    assert.equal(attr(sent(mark, 'UpdateItem')[0]!.soap!.node, 'SuppressReadReceipts'), undefined);
+  });
+
   test('downloads above MSB_EWS_MAX_DOWNLOAD_BYTES are DOWNLOAD_TOO_LARGE before a byte moves', async (t) => {
     const small = await build(t, { ...world.env, MSB_EWS_MAX_DOWNLOAD_BYTES: '100000' });
     logs.push(...small.logs);
