@@ -67,8 +67,3 @@ export function splitPath(path: string): string[] | undefined {
 export function childPath(parent: string, displayName: string): string {
   return parent ? `${parent}${PATH_DELIMITER}${escapeSegment(displayName)}` : escapeSegment(displayName);
 }
-
-/** The last display name of a path, unescaped. */
-export function lastName(path: string): string {
-  return splitPath(path)?.at(-1) ?? path;
-}

@@ -112,6 +112,8 @@ export class EwsReader implements MessageReader {
         ews.EmailMessageSchema.References,
         ...(limits.exchange2013 ? [ews.ItemSchema.TextBody] : []),
       ]);
+      // no RequestedBodyType: the server's default ("Best": HTML when there is some) is what we want, and the
+      // library would drop BodyType.HTML anyway (enum value 0, which it takes for "not set")
       if (limits.exchange2013) props.MaximumBodySize = Math.max(1, Math.floor(limits.parseMaxBytes / 1024));
       const item = await ews.Item.Bind(service, new ews.ItemId(itemId), props);
       if (!item) throw new AppError('MAIL_PROTOCOL_ERROR', 'EWS GetItem returned no item');
