@@ -90,6 +90,12 @@ export const ConfigSchema = Type.Object({
     default: 'outlook.office365.com',
     description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
   }),
+  MSB_EWS_MAX_DOWNLOAD_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 1_073_741_824,
+    default: 33_554_432,
+    description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 inside one XML answer, held in memory (the process grows by about 5x the size while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
+  }),
   // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
   MSB_GRAPH_CLIENT_ID: Type.String({
     default: '',

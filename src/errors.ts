@@ -34,6 +34,7 @@ export const errorCatalog = {
   MAIL_STARTTLS_UNAVAILABLE: { status: 502, title: 'The mail server does not offer STARTTLS' },
   MAIL_PROTOCOL_ERROR: { status: 502, title: 'The mail server answered in an unexpected way' },
   EWS_ACCESS_DENIED: { status: 422, title: 'Exchange refused access to the mailbox' },
+  DOWNLOAD_TOO_LARGE: { status: 422, title: 'The message or attachment is larger than this session type downloads' },
   GRAPH_ACCESS_DENIED: { status: 422, title: 'Microsoft Graph refused access to the mailbox' },
   GRAPH_MAILBOX_NOT_FOUND: { status: 422, title: 'Microsoft Graph knows no such mailbox' },
   GRAPH_THROTTLED: { status: 503, title: 'Microsoft Graph is throttling requests' },

@@ -2,10 +2,14 @@
 // Inbox: GetFolder for the distinguished folder "inbox" answers TotalCount/UnreadCount (the smallest answer
 // the library accepts, see protocol-notes.md). It checks Basic credentials or bearer tokens, honours
 // ExchangeImpersonation, and records every request so tests can assert what the service sent.
+// The mail operations (folders, messages, attachments) are in fake-ews-mail.ts, on the mailboxes of
+// fake-ews-store.ts.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeCerts } from './certs.js';
+import { answerMail, SoapFault, parseSoap } from './fake-ews-mail.js';
+import { FakeMailbox } from './fake-ews-store.js';
 
 export interface InboxCounts {
   total: number;
@@ -40,6 +44,16 @@ export interface EwsRequestRecord {
   version?: string;
   operation?: string;
   folder?: string;
+  /** The SOAP request as sent (parse it with fake-ews-mail.ts parseSoap to assert what the library sent). */
+  body: string;
+}
+
+/** A raw answer the mail operations give instead of their own (a broken server, a proxy in front of it). */
+export interface MailHostility {
+  /** Only this operation (e.g. "FindItem"); every mail operation when absent. */
+  operation?: string;
+  status: number;
+  body: string;
 }
 
 export interface FakeEws {
@@ -52,6 +66,12 @@ export interface FakeEws {
   faultCode: string | undefined;
   /** When true, GetFolder answers Success with no folder (ews-javascript-api then resolves null). */
   emptyFolders: boolean;
+  /** The folders and messages of a mailbox (lower-case SMTP address or Basic username), made on first use. */
+  store(mailbox: string): FakeMailbox;
+  /** When set, mail operations (not the Inbox check) get this raw answer. */
+  mailHostility: MailHostility | undefined;
+  /** Most entries one FindItem/FindFolder page answers (Exchange Online: 1000). */
+  maxFindCount: number;
   close(): Promise<void>;
 }
 
@@ -104,12 +124,25 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
   const state = {
     faultCode: undefined as string | undefined,
     emptyFolders: false,
+    mailHostility: undefined as MailHostility | undefined,
+    maxFindCount: 1000,
+    serial: 0,
+    stores: new Map<string, FakeMailbox>(),
     mailboxes: Object.fromEntries(Object.entries(options.mailboxes ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+  };
+
+  const store = (mailbox: string): FakeMailbox => {
+    let box = state.stores.get(mailbox.toLowerCase());
+    if (!box) {
+      box = new FakeMailbox();
+      state.stores.set(mailbox.toLowerCase(), box);
+    }
+    return box;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
-    const record: EwsRequestRecord = { auth: 'none', status: 0 };
+    const record: EwsRequestRecord = { auth: 'none', status: 0, body };
     requests.push(record);
     const send = (status: number, xml: string, headers: Record<string, string> = {}) => {
       record.status = status;
@@ -166,16 +199,33 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
       send(500, fault(state.faultCode, 'The fake server was told to fail.'));
       return;
     }
-    if (record.operation !== 'GetFolder' || record.folder !== 'inbox') {
-      send(500, fault('ErrorInvalidOperation', `The fake answers GetFolder for the inbox only, not ${record.operation}.`));
-      return;
-    }
     const counts = state.mailboxes[(mailbox ?? '').toLowerCase()];
     if (!counts) {
       send(500, fault('ErrorNonExistentMailbox', 'The SMTP address has no mailbox associated with it.'));
       return;
     }
-    send(200, folderResponse(state.emptyFolders ? undefined : counts));
+    // the session's proof and summary: GetFolder for the inbox alone
+    if (record.operation === 'GetFolder' && record.folder === 'inbox' && (body.match(/<\w*:?(Distinguished)?FolderId\b/g) ?? []).length === 1) {
+      send(200, folderResponse(state.emptyFolders ? undefined : counts));
+      return;
+    }
+    const hostile = state.mailHostility;
+    if (hostile && (!hostile.operation || hostile.operation === record.operation)) {
+      send(hostile.status, hostile.body);
+      return;
+    }
+    const soap = parseSoap(body);
+    if (!soap) {
+      send(500, fault('ErrorSchemaValidation', 'The request failed schema validation.'));
+      return;
+    }
+    try {
+      state.serial += 1;
+      send(200, envelope(answerMail(store((mailbox ?? '').toLowerCase()), soap.operation, soap.node, { maxFindCount: state.maxFindCount, serial: state.serial })));
+    } catch (err) {
+      if (!(err instanceof SoapFault)) throw err;
+      send(500, fault(err.code, err.message));
+    }
   };
 
   const server: Server = createServer({ key: certs.keyPem, cert: certs.certPem }, (req, res) => {
@@ -203,6 +253,19 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     },
     set faultCode(value) {
       state.faultCode = value;
+    },
+    store,
+    get mailHostility() {
+      return state.mailHostility;
+    },
+    set mailHostility(value) {
+      state.mailHostility = value;
+    },
+    get maxFindCount() {
+      return state.maxFindCount;
+    },
+    set maxFindCount(value) {
+      state.maxFindCount = value;
     },
     get emptyFolders() {
       return state.emptyFolders;

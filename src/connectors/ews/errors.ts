@@ -11,6 +11,43 @@ export interface EwsErrorContext {
   /** Whether the request carried an OAuth2 bearer token (for the advice on a 401). */
   bearer?: boolean;
   secrets?: readonly string[];
+  /** What the request addressed, for the item-level answer when the server says it does not exist. */
+  scope?: EwsItemScope | undefined;
+}
+
+/** What an EWS request addressed: an id that no longer resolves is that thing's NOT_FOUND, never a reconnect. */
+export type EwsItemScope = 'message' | 'attachment' | 'folder';
+
+/**
+ * EWS response codes (a SOAP fault, or most often ResponseClass="Error" inside an HTTP 200) that say the
+ * addressed object is gone or its id is not one of this mailbox's: an answer, not a broken link.
+ */
+const EWS_NOT_FOUND_CODES = new Set([
+  'ErrorItemNotFound',
+  'ErrorInvalidId',
+  'ErrorInvalidIdEmpty',
+  'ErrorInvalidIdMalformed',
+  'ErrorInvalidIdMalformedEwsLegacyIdFormat',
+  'ErrorInvalidIdXml',
+  'ErrorInvalidIdStoreObjectIdTooLong',
+  'ErrorInvalidIdMonikerTooLong',
+  'ErrorInvalidIdTooManyAttachmentLevels',
+  'ErrorInvalidIdNotAnItemAttachmentId',
+]);
+const EWS_ATTACHMENT_CODES = new Set(['ErrorInvalidAttachmentId', 'ErrorCannotOpenFileAttachment']);
+const EWS_FOLDER_CODES = new Set(['ErrorFolderNotFound', 'ErrorParentFolderNotFound']);
+
+function itemLevel(ewsCode: string, scope: EwsItemScope, where: string): AppError | undefined {
+  if (EWS_FOLDER_CODES.has(ewsCode)) return new AppError('FOLDER_NOT_FOUND', `${where}: the folder no longer exists (${ewsCode})`);
+  if (scope === 'attachment' && (EWS_ATTACHMENT_CODES.has(ewsCode) || EWS_NOT_FOUND_CODES.has(ewsCode))) {
+    return new AppError('ATTACHMENT_NOT_FOUND', `${where}: no such attachment (${ewsCode})`);
+  }
+  if (EWS_NOT_FOUND_CODES.has(ewsCode)) {
+    return scope === 'folder'
+      ? new AppError('FOLDER_NOT_FOUND', `${where}: the folder no longer exists (${ewsCode})`)
+      : new AppError('MESSAGE_NOT_FOUND', `${where}: no such message in this mailbox (${ewsCode})`);
+  }
+  return undefined;
 }
 
 /** EWS response codes that mean "this identity may not open this mailbox": the caller's settings, not the server. */
@@ -38,7 +75,8 @@ function transportCode(transport: unknown, message: string): string | undefined 
 /**
  * Maps an ews-javascript-api rejection (SoapFaultDetails / ServiceResponseException: not `Error`s) to the
  * same codes as IMAP/POP3: 401 = credentials rejected, transport failures by Node's code, SOAP faults and
- * error responses = protocol error, unless they say access to the mailbox is denied.
+ * error responses = protocol error, unless they say access to the mailbox is denied, or (with a `scope`)
+ * that the addressed message, attachment or folder does not exist (MESSAGE_NOT_FOUND and the like).
  */
 export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
   if (err instanceof AppError) return err;
@@ -58,9 +96,16 @@ export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
   if (status === 403 || (ewsCode && EWS_ACCESS_CODES.has(ewsCode))) {
     return new AppError('EWS_ACCESS_DENIED', `${where}: access to the mailbox was refused${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
   }
+  const notFound = ewsCode && ctx.scope ? itemLevel(ewsCode, ctx.scope, where) : undefined;
+  if (notFound) return notFound;
   if (ewsCode) return new AppError('MAIL_PROTOCOL_ERROR', `${where}: Exchange answered ${ewsCode}${message ? `: ${message}` : ''}`);
   if (status !== undefined && status !== 200) {
     return new AppError('MAIL_PROTOCOL_ERROR', `${where}: HTTP ${status} (is the URL an EWS endpoint, such as https://host/EWS/Exchange.asmx?)`);
+  }
+  // the answer was larger than the bound set on the HTTP client (maxContentLength): a download too large
+  const transportMessage = typeof ctx.transport === 'object' && ctx.transport !== null ? String((ctx.transport as ErrorLike).message ?? '') : '';
+  if (/maxContentLength size of \d+ exceeded/.test(`${transportMessage} ${message}`)) {
+    return new AppError('DOWNLOAD_TOO_LARGE', `${where}: the answer was larger than this server downloads through EWS (MSB_EWS_MAX_DOWNLOAD_BYTES)`);
   }
   const code = transportCode(ctx.transport, message);
   if (code) {
