@@ -25,6 +25,7 @@ export const ConfigSchema = Type.Object({
   MSB_MAX_SESSIONS_PER_HOST: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Most sessions to one mail host (0 = no limit beyond MSB_MAX_SESSIONS).' }),
   MSB_KEEPALIVE_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000, description: 'IMAP keepalive period (STATUS INBOX, which also refreshes the summary); 0 = off. A dead connection is noticed within this plus MSB_COMMAND_TIMEOUT_MS.' }),
   MSB_CHECK_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000, description: 'Check period of POP3 sessions (login, STAT, QUIT); 0 = off.' }),
+  MSB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'How often sessions that cannot be told of new mail (POP3, EWS, Outlook) look for it in their watched folders, for message.new events; 0 = they do not watch. IMAP sessions are told at once (IDLE).' }),
   MSB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 3_600_000, description: 'Close a session after this long without an API call naming it (0 = never); a session may override it with idleTimeoutMs.' }),
   MSB_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 45_000, description: 'Longest wait for the previous operation on the same session; then SESSION_BUSY.' }),
   MSB_RECONNECT_BASE_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1_000, description: 'First reconnect delay; doubles per attempt, with jitter.' }),

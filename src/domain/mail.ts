@@ -210,6 +210,28 @@ export interface MessageTagger {
   tag(id: string, keyword: string): Promise<void>;
 }
 
+/** What a watcher reports; the session turns each into an event (message.new, message.deleted, mailbox.reset). */
+export interface WatchListener {
+  newMessage(summary: MessageSummary): void;
+  deleted(id: string, folder: string): void;
+  /** The folder's identity changed (IMAP UIDVALIDITY): every id from it is void. */
+  reset(folder: string): void;
+}
+
+/**
+ * New mail as it arrives, in the folders a session watches. A connector that is told of changes (IMAP
+ * IDLE) reports them by itself between start() and stop(); one that must ask (POP3 UIDL, EWS
+ * SyncFolderItems, Graph delta) has poll(), which the session calls at its watch period, in its queue.
+ * start() runs after every (re)connect, in the session's queue, and sets the baseline: what is there
+ * already is not new.
+ */
+export interface MailWatcher {
+  start(folders: readonly string[], listener: WatchListener): Promise<void>;
+  /** One check for what changed since the last; may answer the mailbox summary it read on the way. */
+  poll?(): Promise<import('./connector.js').MailboxSummary | void>;
+  stop(): void;
+}
+
 /** What a connector can do with mail; an operation a protocol cannot do is absent, not a method that throws. */
 export interface MailCapabilities {
   reader?: MessageReader;
@@ -218,6 +240,7 @@ export interface MailCapabilities {
   deleter?: MessageDeleter;
   sender?: MessageSender;
   tagger?: MessageTagger;
+  watcher?: MailWatcher;
 }
 
 export type Capability = keyof MailCapabilities;
@@ -230,6 +253,7 @@ export const CAPABILITY_VERBS: Readonly<Record<Capability, string>> = {
   deleter: 'delete messages',
   sender: 'send mail',
   tagger: 'mark messages with keywords',
+  watcher: 'watch folders for new mail',
 };
 
 /**

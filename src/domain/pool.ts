@@ -173,6 +173,7 @@ export class SessionPool {
       mailLogger: logger.child({ lib: prepared.type }, { level: c.MSB_MAIL_LOG_LEVEL }),
       keepaliveIntervalMs: c.MSB_KEEPALIVE_INTERVAL_MS,
       checkIntervalMs: c.MSB_CHECK_INTERVAL_MS,
+      watchIntervalMs: c.MSB_WATCH_INTERVAL_MS,
       idleTimeoutMs: prepared.idleTimeoutMs ?? c.MSB_IDLE_TIMEOUT_MS,
       lockTimeoutMs: c.MSB_LOCK_TIMEOUT_MS,
       reconnect: { baseMs: c.MSB_RECONNECT_BASE_MS, maxMs: c.MSB_RECONNECT_MAX_MS, maxAttempts: c.MSB_RECONNECT_MAX_ATTEMPTS },

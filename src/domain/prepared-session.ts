@@ -18,6 +18,8 @@ export interface PreparedSession {
   logBindings: Record<string, unknown>;
   /** The create body as the caller gave it, kept in the session store (when one is configured) for restores. */
   definition?: Record<string, unknown>;
+  /** Folders watched for new mail (message.new events), where the type can watch; default INBOX. */
+  watch?: readonly string[];
   /** Where this session's events are POSTed, besides the principal's webhook. */
   webhook?: WebhookTarget;
   createConnector(ctx: ConnectorContext): Connector;

@@ -54,6 +54,8 @@ export interface SessionOptions {
   keepaliveIntervalMs: number;
   /** Check period of connectors that connect per use (POP3). */
   checkIntervalMs: number;
+  /** Check period of a session whose connector polls its watched folders (POP3, EWS, Graph); 0 = no watching by polling. */
+  watchIntervalMs: number;
   /** Close after this long without an API call naming the session; 0 = never. */
   idleTimeoutMs: number;
   /** Longest wait for the operation before this one to finish. */
@@ -143,6 +145,7 @@ export class Session {
   readonly type: string;
   readonly fingerprint: string;
   readonly webhook: WebhookTarget | undefined;
+  readonly #watch: readonly string[];
   readonly createdAt = new Date();
   readonly #deliveries = new Map<string, { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }>();
   readonly #view: SessionSettingsView;
@@ -168,6 +171,7 @@ export class Session {
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
     this.webhook = prepared.webhook;
+    this.#watch = prepared.watch ?? ['INBOX'];
     if (prepared.webhook) this.#deliveries.set('session', { url: webhookShown(prepared.webhook.url), scope: 'session', lastDelivery: null });
     this.#view = prepared.view;
     this.#options = options;
@@ -338,6 +342,7 @@ export class Session {
     this.#enter('closed');
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryTimer);
+    this.#connector.watcher?.stop();
     // waits for an operation in flight (bounded by its own deadline), so LOGOUT never interleaves with it
     await this.#queue.run(() => this.#connector.close(), 2 ** 31 - 1);
     this.#logger.info('session closed');
@@ -428,12 +433,35 @@ export class Session {
     this.#nextAttemptAt = undefined;
     this.#options.observer.connected(this.type, Date.now() - started, reconnect);
     this.#logger.info({ ms: Date.now() - started, reconnect }, 'session connected');
+    await this.#startWatching();
     this.#scheduleKeepalive();
+  }
+
+  /** Starts the connector's watcher on the watched folders; a folder that cannot be watched is logged, not fatal. */
+  async #startWatching(): Promise<void> {
+    const watcher = this.#connector.watcher;
+    if (!watcher || this.#watch.length === 0) return;
+    const publish = this.#options.onEvent;
+    try {
+      await watcher.start(this.#watch, {
+        newMessage: (summary) => publish?.('message.new', summary as unknown as Record<string, unknown>),
+        deleted: (id, folder) => publish?.('message.deleted', { id, folder }),
+        reset: (folder) => publish?.('mailbox.reset', { folder }),
+      });
+    } catch (err) {
+      this.#logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR', folders: this.#watch.length }, 'watching for new mail failed: no message.new events until the next reconnect');
+    }
+  }
+
+  /** Whether the keepalive tick polls the watcher (POP3, EWS, Graph) rather than only reading the summary. */
+  #polls(): boolean {
+    return this.#connector.watcher?.poll !== undefined && this.#watch.length > 0 && this.#options.watchIntervalMs > 0;
   }
 
   #scheduleKeepalive(): void {
     clearTimeout(this.#timer);
-    const period = this.#connector.persistent ? this.#options.keepaliveIntervalMs : this.#options.checkIntervalMs;
+    const base = this.#connector.persistent ? this.#options.keepaliveIntervalMs : this.#options.checkIntervalMs;
+    const period = this.#polls() ? (base > 0 ? Math.min(base, this.#options.watchIntervalMs) : this.#options.watchIntervalMs) : base;
     if (period <= 0) return;
     // +-10% jitter spreads thousands of sessions created together over the period
     const delay = Math.round(period * (0.9 + Math.random() * 0.2));
@@ -447,7 +475,8 @@ export class Session {
     try {
       await this.#exclusive(async () => {
         if (this.#state !== 'connected') return;
-        this.#mailbox = await this.#connector.summary();
+        const polled = this.#polls() ? await this.#connector.watcher!.poll!() : undefined;
+        this.#mailbox = polled ?? (await this.#connector.summary());
       });
       this.#options.observer.keepalive(this.type, Date.now() - started, true);
       this.#scheduleKeepalive();
@@ -473,6 +502,7 @@ export class Session {
       this.#enter('reconnecting');
       this.#attempt = 0;
       this.#options.observer.reconnecting(this.type);
+      this.#connector.watcher?.stop();
       void this.#exclusive(() => this.#connector.close()).catch(() => {});
     }
     this.#scheduleReconnect();

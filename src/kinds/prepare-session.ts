@@ -30,6 +30,7 @@ export async function prepareSession(definition: { name: string; type: string } 
     ...kind,
     view: showRefs(kind.view, refs),
     definition,
+    ...(Array.isArray(body.watch) ? { watch: body.watch as string[] } : {}),
     // the webhook is part of the settings: the same name with another receiver or secret is a conflict
     ...(webhook ? { webhook, fingerprint: fingerprint({ settings: kind.fingerprint, webhook: [webhook.url.href, webhook.secret.reveal()] }) } : {}),
   };

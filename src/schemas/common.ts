@@ -61,16 +61,25 @@ export function SecretString(description: string) {
 
 /** Fields every kind of session accepts besides its own. */
 /** Where this session's events are POSTed, signed with `secret` (see the README's "Events"). */
-export const WebhookBody = Type.Object(
-  {
-    url: Type.String({ maxLength: 2048, pattern: '^https?://[^\\s/?#@]+(/[^\\s#]*)?$', description: 'http(s) URL of the receiver; it passes the outbound policy like every destination.' }),
-    secret: SecretString('Key of the HMAC-SHA256 signature in X-MSB-Signature, at least 16 characters.'),
-  },
-  { additionalProperties: false, title: 'Webhook' },
+export const WebhookBody = shared(
+  'Webhook',
+  Type.Object(
+    {
+      url: Type.String({ maxLength: 2048, pattern: `^https?://[^\\s/?#@${CONTROL_CHARACTERS}]+(/[^\\s#${CONTROL_CHARACTERS}]*)?$`, description: 'http(s) URL of the receiver; it passes the outbound policy like every destination.' }),
+      secret: SecretString('Key of the HMAC-SHA256 signature in X-MSB-Signature, at least 16 characters.'),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 export const CommonSessionFields = {
-  webhook: Type.Optional(WebhookBody),
+  webhook: Type.Optional(ref(WebhookBody)),
+  watch: Type.Optional(
+    Type.Array(WireString({ minLength: 1, maxLength: 1000 }), {
+      maxItems: 20,
+      description: 'Folders watched for new mail (message.new events on /v1/events and webhooks); default ["INBOX"], [] for none.',
+    }),
+  ),
   idleTimeoutMs: Type.Optional(
     Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
   ),

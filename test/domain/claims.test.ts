@@ -58,7 +58,7 @@ function mailbox(count: number, keywords: boolean) {
 async function session(t: { after: (fn: () => unknown) => void }, connector: Connector): Promise<Session> {
   const logger = pino({ level: 'silent' });
   const s = new Session('bot', 'inbox', { type: 'imap', fingerprint: 'f', view: {}, logBindings: {}, createConnector: () => connector }, {
-    logger, mailLogger: logger, keepaliveIntervalMs: 0, checkIntervalMs: 0, idleTimeoutMs: 0, lockTimeoutMs: 30_000,
+    logger, mailLogger: logger, keepaliveIntervalMs: 0, checkIntervalMs: 0, watchIntervalMs: 0, idleTimeoutMs: 0, lockTimeoutMs: 30_000,
     reconnect: { baseMs: 1000, maxMs: 1000, maxAttempts: 0 }, limiter: new RateLimiter(0),
     outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
     observer: { connected() {}, reconnecting() {}, failed() {}, keepalive() {} }, onExpired() {}, supportedBy: () => [],
