@@ -2,6 +2,9 @@
 // Inbox: GetFolder for the distinguished folder "inbox" answers TotalCount/UnreadCount (the smallest answer
 // the library accepts, see protocol-notes.md). It checks Basic credentials or bearer tokens, honours
 // ExchangeImpersonation, and records every request so tests can assert what the service sent.
+// Hostile mode (`hostile`): every request gets a raw answer of the test's choosing instead (a 500 with
+// an empty, non-XML or truncated body, as a broken Exchange or a load balancer in front of it sends),
+// optionally cut off mid-body by destroying the socket.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +31,33 @@ export interface FakeEwsOptions {
   mailboxes?: Record<string, InboxCounts>;
 }
 
+/** A raw answer for hostile mode. */
+export interface HostileHttpAnswer {
+  status: number;
+  body: string | Buffer;
+  headers?: Record<string, string>;
+  /** Send this many bytes of the body, then destroy the socket (a connection cut mid-answer). */
+  cutAfter?: number;
+}
+
+/** A GetFolder answer that ews-javascript-api accepts, for tests that truncate or mangle it. */
+export function inboxAnswerXml(total = 1, unread = 0): string {
+  return folderResponse({ total, unread });
+}
+
+/** Writes a hostile answer to `res`. Shared with the fake identity provider. */
+export function sendHostile(res: ServerResponse, answer: HostileHttpAnswer): void {
+  const body = Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
+  if (answer.cutAfter !== undefined) {
+    // announce the full length, send part of it, then cut the connection
+    res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+    res.write(body.subarray(0, answer.cutAfter), () => res.destroy());
+    return;
+  }
+  res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+  res.end(body);
+}
+
 export interface EwsRequestRecord {
   auth: 'basic' | 'bearer' | 'none';
   /** Basic username, or the user of a delegated token, or "app". */
@@ -52,6 +82,8 @@ export interface FakeEws {
   faultCode: string | undefined;
   /** When true, GetFolder answers Success with no folder (ews-javascript-api then resolves null). */
   emptyFolders: boolean;
+  /** When set, every request gets this raw answer, whatever it asked (hostile mode). */
+  hostile: HostileHttpAnswer | undefined;
   close(): Promise<void>;
 }
 
@@ -104,6 +136,7 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
   const state = {
     faultCode: undefined as string | undefined,
     emptyFolders: false,
+    hostile: undefined as HostileHttpAnswer | undefined,
     mailboxes: Object.fromEntries(Object.entries(options.mailboxes ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
   };
 
@@ -123,6 +156,11 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     record.operation = /<m:(\w+)[\s>]/.exec(body.split(/<\w*:?Body>/)[1] ?? '')?.[1];
     record.folder = attr(body, 'DistinguishedFolderId', 'Id');
 
+    if (state.hostile) {
+      record.status = state.hostile.status;
+      sendHostile(res, state.hostile);
+      return;
+    }
     if (req.method !== 'POST' || !req.url?.toLowerCase().startsWith('/ews/exchange.asmx')) {
       send(404, '');
       return;
@@ -209,6 +247,12 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     },
     set emptyFolders(value) {
       state.emptyFolders = value;
+    },
+    get hostile() {
+      return state.hostile;
+    },
+    set hostile(value) {
+      state.hostile = value;
     },
     close: () =>
       new Promise<void>((resolve) => {
