@@ -18,8 +18,11 @@ import { OutboundPolicy } from './security/outbound-policy.js';
 import { SecretStore } from './security/secret-store.js';
 import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { messageRoutes } from './routes/messages.js';
+import { changeRoutes } from './routes/changes.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
+import { supportedBy } from './kinds/index.js';
 
 export interface AppDependencies {
   /** Logger to use instead of pino to stdout (tests capture lines through it). */
@@ -53,8 +56,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     },
     // a request the HTTP parser rejects never reaches Fastify: answer problem+json on the raw socket
     clientErrorHandler: writeRawProblem,
-    // long enough that an over-long session name reaches validation (400) instead of the router's 414
-    routerOptions: { maxParamLength: 512 },
+    // long enough that an over-long session name or message id reaches validation (400) instead of the router's 414
+    routerOptions: { maxParamLength: 1100 },
     ajv: {
       customOptions: {
         // keep unknown fields so they are reported (additionalProperties: false), not silently dropped
@@ -75,7 +78,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     env: deps.secretEnv ?? {},
     openAccess: config.MSB_AUTH === 'none',
   });
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound });
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy });
   metrics.watch(pool);
   let accepting = true;
 
@@ -110,6 +113,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, config, services, secrets });
+  await app.register(messageRoutes, { pool });
+  await app.register(changeRoutes, { pool });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;

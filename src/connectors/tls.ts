@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { outboundSecureContext } from './https-trust.js';
+import { outboundSecureContext } from '../net/trust.js';
 
 export type StartTlsMode = 'required' | 'opportunistic' | 'off';
 

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import type { PreparedSession } from '../kinds/kind.js';
+import type { Capability } from './mail.js';
+import type { PreparedSession } from './prepared-session.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Session, type SessionObserver, type SessionOptions } from './session.js';
@@ -11,6 +12,8 @@ export interface PoolOptions {
   logger: Logger;
   observer: SessionObserver;
   outbound: OutboundPolicy;
+  /** The session types whose connectors have a capability (kinds/index.ts knows them). */
+  supportedBy: (capability: Capability) => readonly string[];
 }
 
 export interface CreateResult {
@@ -134,6 +137,7 @@ export class SessionPool {
       limiter: this.#limiter,
       outbound: this.#options.outbound,
       observer: this.#options.observer,
+      supportedBy: this.#options.supportedBy,
       onExpired: (session) => {
         if (this.#sessions.get(keyOf(owner, name)) !== session) return;
         this.#forget(session);

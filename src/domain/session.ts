@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import type { Connector, MailboxSummary } from '../connectors/connector.js';
+import type { Connector, MailboxSummary } from './connector.js';
+import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities } from './mail.js';
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
-import type { PreparedSession, SessionSettingsView } from '../kinds/kind.js';
+import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { SerialQueue } from './serial-queue.js';
@@ -59,6 +60,8 @@ export interface SessionOptions {
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
+  /** The session types whose connectors have a capability, for OPERATION_NOT_SUPPORTED. */
+  supportedBy: (capability: Capability) => readonly string[];
 }
 
 /** Errors that another attempt cannot fix: reconnecting would only hammer the server. */
@@ -80,6 +83,36 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OAUTH_CLIENT_SECRET_REQUIRED',
   'OAUTH_ACCOUNT_MISMATCH',
 ]);
+
+/**
+ * Errors of a mail operation that say the link itself is broken: the session reconnects. Every other
+ * error (MESSAGE_NOT_FOUND, FOLDER_NOT_FOUND, a refused command...) is the answer to that one operation.
+ */
+const CONNECTION_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MAIL_NETWORK_ERROR',
+  'MAIL_TIMEOUT',
+  'MAIL_CONNECTION_REFUSED',
+  'MAIL_HOST_NOT_FOUND',
+  'MAIL_TLS_FAILED',
+  'MAIL_AUTH_FAILED',
+  'AUTHORIZATION_REQUIRED',
+]);
+
+/**
+ * A change to record in the log at info: which operation and how many (never a subject, an address or a
+ * body: mail content stays out of the log).
+ */
+export interface Audit<T> {
+  operation: string;
+  fields?: (result: T) => Record<string, number | string | boolean>;
+}
+
+/** The counts of a bulk operation's partial result, without its ids. */
+function summarize(partial: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(partial as Record<string, unknown>)) if (typeof value === 'number') out[key] = value;
+  return out;
+}
 
 function toSessionError(err: unknown): SessionError {
   const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'unexpected error');
@@ -190,6 +223,65 @@ export class Session {
     throw new AppError('SESSION_NOT_READY', `session "${this.name}" is ${this.#state}${this.#lastError ? `: ${this.#lastError.code}` : ''}; close it and create it again`);
   }
 
+  /**
+   * The one way to run a mail operation: checks that the connector has the capability and that the
+   * session is connected, renews lastUsedAt, and runs `op` through the session's queue (waiting at most
+   * MSB_LOCK_TIMEOUT_MS for the operation before it). A connection-level failure sends the session to
+   * reconnecting; an item-level one is only the answer. Connectors bound each of their commands.
+   */
+  async run<C extends Capability, T>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<T>, audit?: Audit<T>): Promise<T> {
+    const impl = this.#capability(capability);
+    return this.#exclusive(async () => {
+      // the state may have changed while the operation waited for its turn
+      this.requireConnected();
+      try {
+        const result = await op(impl);
+        if (audit) this.#logger.info({ operation: audit.operation, ...audit.fields?.(result) }, 'mail changed');
+        return result;
+      } catch (err) {
+        if (audit) this.#logger.info({ operation: audit.operation, code: isAppError(err) ? err.code : 'INTERNAL_ERROR', ...(isAppError(err) && err.extra.partial ? { partial: summarize(err.extra.partial) } : {}) }, 'mail change failed');
+        this.#failed(err);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Like run(), for an operation that answers a stream: the session's queue stays held until the stream
+   * has ended or was destroyed (one connection carries one command at a time), so other operations on the
+   * session wait meanwhile, at most MSB_LOCK_TIMEOUT_MS, then SESSION_BUSY. A stream that moves no byte
+   * for that long (a stalled server, or a caller that stopped reading) is destroyed so it cannot hold
+   * the session for good.
+   */
+  download<C extends Capability>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<Download>): Promise<Download> {
+    const impl = this.#capability(capability);
+    return new Promise<Download>((resolve, reject) => {
+      this.#exclusive(async () => {
+        this.requireConnected();
+        let download: Download;
+        try {
+          download = await op(impl);
+        } catch (err) {
+          this.#failed(err);
+          throw err;
+        }
+        const { stream } = download;
+        const done = new Promise<void>((release) => stream.once('close', release));
+        const stallMs = this.#options.lockTimeoutMs;
+        let moved = true;
+        const watchdog = setInterval(() => {
+          if (!moved) stream.destroy(new AppError('MAIL_TIMEOUT', `the download moved no data for ${stallMs} ms`));
+          moved = false;
+        }, stallMs);
+        stream.on('data', () => (moved = true));
+        stream.once('error', (err) => this.#failed(err));
+        resolve(download);
+        await done;
+        clearInterval(watchdog);
+      }).catch(reject);
+    });
+  }
+
   /** Marks the session used now (every API call that names it), which postpones its expiry. */
   touch(): void {
     this.#lastUsedAt = new Date();
@@ -226,6 +318,26 @@ export class Session {
       ...this.#view,
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
+  }
+
+  #capability<C extends Capability>(capability: C): NonNullable<MailCapabilities[C]> {
+    this.touch();
+    const impl = this.#connector[capability];
+    if (!impl) {
+      const types = this.#options.supportedBy(capability);
+      throw new AppError(
+        'OPERATION_NOT_SUPPORTED',
+        `${this.type} sessions cannot ${CAPABILITY_VERBS[capability]}${types.length ? `; ${types.join(', ')} sessions can` : ''}`,
+        { supportedBy: [...types] },
+      );
+    }
+    this.requireConnected();
+    return impl as NonNullable<MailCapabilities[C]>;
+  }
+
+  /** After a failed operation: a broken link makes the session reconnect; anything else is only the answer. */
+  #failed(err: unknown): void {
+    if (this.#state === 'connected' && isAppError(err) && CONNECTION_LEVEL.has(err.code)) this.#lost(err);
   }
 
   #exclusive<T>(task: () => Promise<T>): Promise<T> {

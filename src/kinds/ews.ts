@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import type { Config } from '../config.js';
-import { EwsConnector, type EwsSettings } from '../connectors/ews.js';
+import { EwsConnector, type EwsSettings } from '../connectors/ews/connection.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings } from '../errors.js';
@@ -14,7 +14,8 @@ import {
   ewsEndpoint,
   isExchangeOnline,
 } from './ews-endpoint.js';
-import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
+import type { PreparedSession } from '../domain/prepared-session.js';
+import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveOAuthApp } from './ews-oauth.js';
 
 /** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
@@ -173,6 +174,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const ewsKind: SessionKind = {
   types: ['ews'],
+  capabilities: { ews: [] },
   bodies: [EwsBody],
   prepare,
 };

@@ -1,5 +1,6 @@
 import { Type, type TSchema } from 'typebox';
 import { AppError } from '../errors.js';
+import type { Capability } from '../domain/mail.js';
 import type { SessionKind } from './kind.js';
 import { ewsKind } from './ews.js';
 import { mailServerKind } from './mail-server.js';
@@ -21,6 +22,11 @@ export const CreateSessionBody = Type.Unsafe<{ name: string; type: string } & Re
   discriminator: { propertyName: 'type' },
   description: `One object discriminated by \`type\` (${sessionTypes.join(', ')}).`,
 });
+
+/** The session types that can do `capability`, for OPERATION_NOT_SUPPORTED answers. */
+export function supportedBy(capability: Capability): readonly string[] {
+  return kinds.flatMap((k) => k.types.filter((t) => k.capabilities[t]?.includes(capability)));
+}
 
 export function kindFor(type: string): SessionKind {
   const kind = kinds.find((k) => k.types.includes(type));

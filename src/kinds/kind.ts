@@ -1,6 +1,7 @@
 import type { TSchema } from 'typebox';
 import type { Config } from '../config.js';
-import type { Connector, ConnectorContext } from '../connectors/connector.js';
+import type { Capability } from '../domain/mail.js';
+import type { PreparedSession } from '../domain/prepared-session.js';
 import type { OAuthBroker } from '../oauth/broker.js';
 
 /**
@@ -17,24 +18,6 @@ export interface PrepareContext {
   owner: string;
 }
 
-/** Public, secret-free settings of a session, merged into its inspect output. */
-export type SessionSettingsView = Record<string, unknown>;
-
-/** A create request after validation and normalisation, ready to become a session. */
-export interface PreparedSession {
-  type: string;
-  /** Keyed hash of every setting including secrets: equal fingerprints mean "the same settings". */
-  fingerprint: string;
-  view: SessionSettingsView;
-  /** Mail host, for the per-host session limit. */
-  host?: string;
-  /** Per-session idle timeout, overriding MSB_IDLE_TIMEOUT_MS. */
-  idleTimeoutMs?: number;
-  /** Extra bindings for the session's child logger (never secrets). */
-  logBindings: Record<string, unknown>;
-  createConnector(ctx: ConnectorContext): Connector;
-}
-
 /**
  * One kind of session (a protocol family). Adding a protocol means adding one file that exports a
  * SessionKind and listing it in kinds/index.ts.
@@ -43,6 +26,8 @@ export interface SessionKind {
   /** One create-body schema per `type` value this kind answers to. */
   bodies: readonly TSchema[];
   types: readonly string[];
+  /** What the connectors of each type can do with mail; a test holds this against the connectors. */
+  capabilities: Readonly<Record<string, readonly Capability[]>>;
   /** Applies defaults and semantic checks; throws AppError for a client mistake. */
   prepare(body: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession;
 }

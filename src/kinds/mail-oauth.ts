@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import type { Config } from '../config.js';
-import type { ConnectorContext } from '../connectors/connector.js';
+import type { ConnectorContext } from '../domain/connector.js';
 import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import type { AccessTokens } from '../oauth/access-tokens.js';

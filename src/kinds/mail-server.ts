@@ -1,14 +1,16 @@
 import { isIP } from 'node:net';
 import { Type, type Static } from 'typebox';
 import type { Config } from '../config.js';
-import { ImapConnector } from '../connectors/imap.js';
-import { Pop3Connector } from '../connectors/pop3.js';
-import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
+import { ImapConnector } from '../connectors/imap/connection.js';
+import { Pop3Connector } from '../connectors/pop3/connection.js';
+import type { MailServerSettings } from '../connectors/mail-server-settings.js';
+import type { StartTlsMode } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
 import { CommonSessionFields, CredentialString, SecretString, SessionName, TimeoutsBody } from '../schemas/common.js';
-import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
+import type { PreparedSession } from '../domain/prepared-session.js';
+import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
@@ -72,19 +74,6 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
 export const ImapBody = mailServerBody('imap', '993 with secure, 143 without');
 export const Pop3Body = mailServerBody('pop3', '995 with secure, 110 without');
 type MailServerBody = Static<typeof ImapBody> | Static<typeof Pop3Body>;
-
-/** Everything a mail-server connector needs. The password stays wrapped until a library needs it. */
-export interface MailServerSettings {
-  protocol: 'imap' | 'pop3';
-  host: string;
-  port: number;
-  secure: boolean;
-  username: string;
-  /** Absent with OAuth2 (XOAUTH2), where `tokens` gives an access token before every login. */
-  password?: Secret;
-  tls: TlsSettings;
-  timeouts: { connectMs: number; commandMs: number };
-}
 
 const DEFAULT_PORTS = { imap: { tls: 993, plain: 143 }, pop3: { tls: 995, plain: 110 } } as const;
 
@@ -167,6 +156,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const mailServerKind: SessionKind = {
   types: ['imap', 'pop3'],
+  capabilities: { imap: [], pop3: [] },
   bodies: [ImapBody, Pop3Body],
   prepare,
 };

@@ -1,13 +1,14 @@
 import { Type, type Static } from 'typebox';
 import type { Config } from '../config.js';
-import { GraphConnector, type GraphSettings } from '../connectors/graph.js';
+import { GraphConnector, type GraphSettings } from '../connectors/graph/connection.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthFlow } from '../oauth/types.js';
 import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
-import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
+import type { PreparedSession } from '../domain/prepared-session.js';
+import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
 /**
@@ -163,6 +164,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
+  capabilities: { outlook: [] },
   bodies: [OutlookBody],
   prepare,
 };

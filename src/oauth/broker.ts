@@ -1,10 +1,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type * as Msal from '@azure/msal-node';
 import type { Logger } from 'pino';
-import { outboundSecureContext } from '../connectors/https-trust.js';
+import { outboundSecureContext } from '../net/trust.js';
 import { Secret } from '../domain/secret.js';
 import { AppError, isAppError } from '../errors.js';
-import { oauthCallbackError, oauthNeedsInteraction, toOAuthError, type OAuthErrorContext } from '../mail-errors.js';
+import { oauthCallbackError, oauthNeedsInteraction, toOAuthError, type OAuthErrorContext } from './errors.js';
 import { HttpsNetworkClient, type DestinationGuard } from './https-network.js';
 import { msalLoggerOptions } from './msal-logging.js';
 import { PendingAuthorizations, type AuthorizationOwner } from './pending-authorizations.js';

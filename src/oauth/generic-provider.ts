@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { outboundSecureContext } from '../connectors/https-trust.js';
+import { outboundSecureContext } from '../net/trust.js';
 import { Secret } from '../domain/secret.js';
-import { toTokenEndpointError } from '../mail-errors.js';
+import { toTokenEndpointError } from './errors.js';
 import type { AccessTokens } from './access-tokens.js';
 import { HttpsNetworkClient, type DestinationGuard } from './https-network.js';
 

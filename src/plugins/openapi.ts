@@ -26,6 +26,8 @@ export const openapiPlugin = fp(
         security: [{ apiKey: [] }],
         tags: [
           { name: 'sessions', description: 'Open, inspect and close named sessions' },
+          { name: 'messages', description: 'Read mail through a session: folders, messages, raw messages and attachments' },
+          { name: 'changes', description: 'Change mail through a session: status, move, delete, one message or all that match' },
           { name: 'operations', description: 'Health, readiness and documentation' },
         ],
       },

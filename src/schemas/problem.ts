@@ -12,6 +12,20 @@ export const ProblemSchema = Type.Object(
     instance: Type.Optional(Type.String({ description: 'The request path.' })),
     requestId: Type.Optional(Type.String({ description: 'The request id, also in the service log.' })),
     retryAfterSeconds: Type.Optional(Type.Integer({ description: 'For retryable errors: when to try again (also the Retry-After header).' })),
+    supportedBy: Type.Optional(
+      Type.Array(Type.String(), { description: 'For OPERATION_NOT_SUPPORTED: the session types that can do the operation.' }),
+    ),
+    partial: Type.Optional(
+      Type.Object(
+        {
+          moved: Type.Optional(Type.Integer()),
+          deleted: Type.Optional(Type.Integer()),
+          updated: Type.Optional(Type.Integer()),
+          messages: Type.Optional(Type.Array(Type.Object({ id: Type.String(), newId: Type.Union([Type.String(), Type.Null()]) }))),
+        },
+        { description: 'For a bulk operation that stopped midway: what it did before it stopped.' },
+      ),
+    ),
     errors: Type.Optional(
       Type.Array(
         Type.Object({ path: Type.String(), message: Type.String() }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { graphError, retryAfterMs } from '../../src/connectors/graph-http.js';
-import { xoauth2Payload } from '../../src/connectors/pop3-sasl.js';
+import { graphError, retryAfterMs } from '../../src/connectors/graph/http.js';
+import { xoauth2Payload } from '../../src/connectors/pop3/sasl.js';
 
 test('Retry-After: delay-seconds, an HTTP date, or nothing usable', () => {
   assert.equal(retryAfterMs('7'), 7000);

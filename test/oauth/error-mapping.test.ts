@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AuthError, InteractionRequiredAuthError, ServerError } from '@azure/msal-node';
 import { EXCHANGE_VERSIONS, ewsEndpoint, isExchangeOnline } from '../../src/kinds/ews-endpoint.js';
-import { oauthCallbackError, oauthNeedsInteraction, toEwsError, toOAuthError } from '../../src/mail-errors.js';
+import { toEwsError } from '../../src/connectors/ews/errors.js';
+import { oauthCallbackError, oauthNeedsInteraction, toOAuthError } from '../../src/oauth/errors.js';
 import { escapeHtml, renderCallbackPage, wantsJson } from '../../src/oauth/callback-page.js';
 
 const ctx = { authorityHost: 'login.example.test', step: 'password' as const, secrets: ['Top-Secret-42'] };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { xoauth2Payload } from '../../src/connectors/pop3-sasl.js';
+import { xoauth2Payload } from '../../src/connectors/pop3/sasl.js';
 import { build, type TestApp } from '../helper.js';
 import { assertInvalidBody, assertProblem } from '../problem-assert.js';
 import { makeCerts, type TestCerts } from '../harness/certs.js';

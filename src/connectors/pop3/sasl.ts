@@ -1,6 +1,6 @@
 import type Pop3Command from 'node-pop3';
-import { AppError } from '../errors.js';
-import { scrub } from '../mail-errors.js';
+import { AppError } from '../../errors.js';
+import { scrub } from '../../net/errors.js';
 
 /** The SASL XOAUTH2 initial response: base64("user=" u ^A "auth=Bearer " t ^A ^A). */
 export function xoauth2Payload(user: string, token: string): string {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
+import type { MailCapabilities } from './mail.js';
 
 /** What inspect shows of a mailbox; counts are as of `checkedAt`. */
 export interface MailboxSummary {
@@ -29,17 +30,17 @@ export interface ConnectorContext {
  * One live link to a mailbox. A session owns exactly one connector and calls it one operation at a
  * time (the session serializes), so implementations need no locking of their own.
  *
- * Mail actions (list, move, delete, flag, fetch, send) will be added here as further methods that take
- * the same already-authenticated link; each protocol file implements them.
+ * What it can do with mail it declares as capabilities (MailCapabilities: `reader`, ...), each of which
+ * uses the same authenticated link; a capability the protocol lacks is simply absent.
  */
-export interface Connector {
+export interface Connector extends MailCapabilities {
   /**
    * true when the connector holds a connection between operations (IMAP): the session keeps it alive.
    * false when it connects per use (POP3): the session only checks it now and then.
    */
   readonly persistent: boolean;
   /**
-   * Opens the connection and authenticates. Rejects with an AppError (see mail-errors.ts). May resolve
+   * Opens the connection and authenticates. Rejects with an AppError (each protocol's errors.ts). May resolve
    * with the mailbox summary when reading it was part of proving the connection; else the session asks.
    */
   connect(): Promise<MailboxSummary | void>;

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { scrub, toMailError } from '../src/mail-errors.js';
+import { toImapError } from '../../src/connectors/imap/errors.js';
+import { toPop3Error } from '../../src/connectors/pop3/errors.js';
+import { scrub } from '../../src/net/errors.js';
 
-const ctx = { protocol: 'imap', host: 'mail.example.test', port: 993, secrets: ['hunter2-secret'] };
+const ctx = { host: 'mail.example.test', port: 993, secrets: ['hunter2-secret'] };
 
 test('library errors map to stable codes', () => {
   const cases: [unknown, string][] = [
     [{ authenticationFailed: true, serverResponseCode: 'AUTHENTICATIONFAILED', message: 'Command failed' }, 'MAIL_AUTH_FAILED'],
-    [Object.assign(new Error('[AUTH] Authentication failed.'), { eventName: 'error', command: 'PASS ***' }), 'MAIL_AUTH_FAILED'],
     [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'MAIL_CONNECTION_REFUSED'],
     [Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }), 'MAIL_HOST_NOT_FOUND'],
     [Object.assign(new Error('Greeting never received'), { code: 'GREETING_TIMEOUT' }), 'MAIL_TIMEOUT'],
@@ -19,11 +20,18 @@ test('library errors map to stable codes', () => {
     [{ weird: true }, 'MAIL_PROTOCOL_ERROR'],
     ['a string', 'MAIL_PROTOCOL_ERROR'],
   ];
-  for (const [input, code] of cases) assert.equal(toMailError(input, ctx).code, code, JSON.stringify(input));
+  for (const [input, code] of cases) {
+    assert.equal(toImapError(input, ctx).code, code, JSON.stringify(input));
+    // the network codes are the same whatever the protocol
+    if (code !== 'MAIL_AUTH_FAILED') assert.equal(toPop3Error(input, ctx).code, code, JSON.stringify(input));
+  }
+  const popAuth = Object.assign(new Error('[AUTH] Authentication failed.'), { eventName: 'error', command: 'PASS ***' });
+  assert.equal(toPop3Error(popAuth, ctx).code, 'MAIL_AUTH_FAILED');
+  assert.match(toPop3Error(popAuth, ctx).message, /^POP3 /);
 });
 
 test('messages never carry a secret, even when a server echoes it', () => {
-  const err = toMailError(new Error('NO bad password hunter2-secret for user'), ctx);
+  const err = toImapError(new Error('NO bad password hunter2-secret for user'), ctx);
   assert.doesNotMatch(err.message, /hunter2-secret/);
   assert.match(err.message, /mail\.example\.test:993/);
 });

@@ -2,13 +2,13 @@ import { Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as EwsApi from 'ews-javascript-api';
 import type * as EwsXhr from '@ewsjs/xhr';
-import type { Secret } from '../domain/secret.js';
-import { AppError } from '../errors.js';
-import { toEwsError } from '../mail-errors.js';
-import type { TokenSource } from '../oauth/token-source.js';
-import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
-import { withDeadline } from './deadline.js';
-import { outboundSecureContext } from './https-trust.js';
+import type { Secret } from '../../domain/secret.js';
+import { AppError } from '../../errors.js';
+import { toEwsError } from './errors.js';
+import type { TokenSource } from '../../oauth/token-source.js';
+import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import { withDeadline } from '../deadline.js';
+import { outboundSecureContext } from '../../net/trust.js';
 
 /** Everything an EWS connector needs. Secrets stay wrapped until a request needs them. */
 export interface EwsSettings {

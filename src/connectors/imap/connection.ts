@@ -1,12 +1,12 @@
 import { ImapFlow } from 'imapflow';
-import type { Secret } from '../domain/secret.js';
-import { isAppError } from '../errors.js';
-import type { MailServerSettings } from '../kinds/mail-server.js';
-import { toMailError } from '../mail-errors.js';
-import type { AccessTokens } from '../oauth/access-tokens.js';
-import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
-import { withDeadline } from './deadline.js';
-import { tlsOptions } from './tls.js';
+import type { Secret } from '../../domain/secret.js';
+import { isAppError } from '../../errors.js';
+import type { MailServerSettings } from '../mail-server-settings.js';
+import { toImapError } from './errors.js';
+import type { AccessTokens } from '../../oauth/access-tokens.js';
+import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import { withDeadline } from '../deadline.js';
+import { tlsOptions } from '../tls.js';
 
 const STARTTLS_POLICY = { required: true, opportunistic: undefined, off: false } as const;
 
@@ -35,7 +35,7 @@ export class ImapConnector implements Connector {
     try {
       address = await this.#ctx.outbound.check(s.host, s.port);
     } catch (err) {
-      throw toMailError(err, this.#errorContext());
+      throw toImapError(err, this.#errorContext());
     }
     // the destination is checked first: a forbidden host never costs (or receives) a token
     this.#token = await this.#tokens?.token();
@@ -74,20 +74,20 @@ export class ImapConnector implements Connector {
     // imapflow emits 'error' after connect; an unhandled 'error' event would crash the process
     client.on('error', (err: unknown) => {
       lastError = err;
-      this.#ctx.logger.warn({ err: toMailError(err, this.#errorContext()) }, 'imap connection error');
+      this.#ctx.logger.warn({ err: toImapError(err, this.#errorContext()) }, 'imap connection error');
     });
     client.once('close', () => {
       // a client we replaced or closed ourselves is not a drop
       if (this.#client === client) {
         this.#client = undefined;
-        this.#ctx.onDrop(toMailError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
+        this.#ctx.onDrop(toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
       }
     });
     try {
       await withDeadline(client.connect(), s.timeouts.connectMs, `IMAP ${s.host}:${s.port} connect`, () => client.close());
     } catch (err) {
       client.close();
-      throw toMailError(err, this.#errorContext());
+      throw toImapError(err, this.#errorContext());
     }
     this.#client = client;
   }
@@ -104,7 +104,7 @@ export class ImapConnector implements Connector {
       if (!status) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
       return { name: 'INBOX', messages: status.messages ?? 0, unseen: status.unseen ?? 0, checkedAt: new Date().toISOString() };
     } catch (err) {
-      throw toMailError(err, this.#errorContext());
+      throw toImapError(err, this.#errorContext());
     }
   }
 
@@ -121,12 +121,12 @@ export class ImapConnector implements Connector {
   }
 
   #requireClient(): ImapFlow {
-    if (!this.#client) throw toMailError({ code: 'NoConnection', message: 'not connected' }, this.#errorContext());
+    if (!this.#client) throw toImapError({ code: 'NoConnection', message: 'not connected' }, this.#errorContext());
     return this.#client;
   }
 
   #errorContext() {
     const s = this.#settings;
-    return { protocol: 'imap', host: s.host, port: s.port, secrets: [s.password?.reveal(), this.#token?.reveal()].filter((v): v is string => v !== undefined) };
+    return { host: s.host, port: s.port, secrets: [s.password?.reveal(), this.#token?.reveal()].filter((v): v is string => v !== undefined) };
   }
 }

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Agent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError } from '../errors.js';
-import { toGraphError } from '../mail-errors.js';
-import type { AccessTokens } from '../oauth/access-tokens.js';
-import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
-import { graphError, graphGet, retryAfterMs, type GraphAnswer } from './graph-http.js';
-import { outboundSecureContext } from './https-trust.js';
+import { AppError } from '../../errors.js';
+import { toGraphError } from './errors.js';
+import type { AccessTokens } from '../../oauth/access-tokens.js';
+import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import { graphError, graphGet, retryAfterMs, type GraphAnswer } from './http.js';
+import { outboundSecureContext } from '../../net/trust.js';
 
 /** Everything a Graph connector needs; tokens come from the session's AccessTokens. */
 export interface GraphSettings {

@@ -1,13 +1,13 @@
 import Pop3Command from 'node-pop3';
-import type { MailServerSettings } from '../kinds/mail-server.js';
-import type { Secret } from '../domain/secret.js';
-import { AppError, isAppError } from '../errors.js';
-import { toMailError } from '../mail-errors.js';
-import type { AccessTokens } from '../oauth/access-tokens.js';
-import type { Connector, ConnectorContext, MailboxSummary } from './connector.js';
-import { withDeadline } from './deadline.js';
-import { loginXoauth2, xoauth2Payload } from './pop3-sasl.js';
-import { tlsOptions } from './tls.js';
+import type { MailServerSettings } from '../mail-server-settings.js';
+import type { Secret } from '../../domain/secret.js';
+import { AppError, isAppError } from '../../errors.js';
+import { toPop3Error } from './errors.js';
+import type { AccessTokens } from '../../oauth/access-tokens.js';
+import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import { withDeadline } from '../deadline.js';
+import { loginXoauth2, xoauth2Payload } from './sasl.js';
+import { tlsOptions } from '../tls.js';
 
 /**
  * POP3 through node-pop3, one short connection per use (login, command, QUIT).
@@ -68,12 +68,12 @@ export class Pop3Connector implements Connector {
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');
     }
     const secrets = s.password ? [s.password.reveal()] : [];
-    const errorContext = { protocol: 'pop3', host: s.host, port: s.port, secrets };
+    const errorContext = { host: s.host, port: s.port, secrets };
     let address: string;
     try {
       address = await this.#ctx.outbound.check(s.host, s.port);
     } catch (err) {
-      throw toMailError(err, errorContext);
+      throw toPop3Error(err, errorContext);
     }
     // only once the destination is allowed: a forbidden host never costs (or receives) a token
     const token: Secret | undefined = await this.#tokens?.token({ fresh: freshToken });
@@ -102,7 +102,7 @@ export class Pop3Connector implements Connector {
       return result;
     } catch (err) {
       destroy();
-      throw toMailError(err, errorContext);
+      throw toPop3Error(err, errorContext);
     }
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { toGraphError, toTokenEndpointError } from '../src/mail-errors.js';
+import { toGraphError } from '../../src/connectors/graph/errors.js';
+import { toTokenEndpointError } from '../../src/oauth/errors.js';
 
 const where = { host: 'graph.microsoft.com', port: 443, mailbox: 'shared@contoso.test' };
 

@@ -1,0 +1,76 @@
+import { AppError } from '../../errors.js';
+import { explain, networkCode, scrub, type ErrorLike } from '../../net/errors.js';
+
+export interface EwsErrorContext {
+  host: string;
+  port: number;
+  /** The transport error @ewsjs/xhr saw (axios, with Node's `code`), which the library's rejection drops. */
+  transport?: unknown;
+  /** The EWS response code by name (e.g. ErrorAccessDenied) when the library gave it as a number. */
+  ewsCode?: string;
+  /** Whether the request carried an OAuth2 bearer token (for the advice on a 401). */
+  bearer?: boolean;
+  secrets?: readonly string[];
+}
+
+/** EWS response codes that mean "this identity may not open this mailbox": the caller's settings, not the server. */
+const EWS_ACCESS_CODES = new Set([
+  'ErrorAccessDenied',
+  'ErrorImpersonateUserDenied',
+  'ErrorImpersonationDenied',
+  'ErrorNonExistentMailbox',
+  'ErrorInvalidExchangeImpersonationHeader',
+  'ErrorMailboxConfiguration',
+  'ErrorNoApplicableProxyCASServersAvailable',
+]);
+
+function transportCode(transport: unknown, message: string): string | undefined {
+  const code = typeof transport === 'object' && transport !== null ? (transport as ErrorLike).code : undefined;
+  if (typeof code === 'string') return code === 'ECONNABORTED' ? 'ETIMEDOUT' : code;
+  // without the transport error, only the library's message is left: read Node's code from it
+  const m = /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)\b/.exec(message);
+  if (m) return m[1];
+  if (/certificate|self[- ]signed|\bSSL\b|\bTLS\b/i.test(message)) return 'CERT_UNTRUSTED';
+  if (/^timeout of \d+ms exceeded$/.test(message)) return 'ETIMEDOUT';
+  return undefined;
+}
+
+/**
+ * Maps an ews-javascript-api rejection (SoapFaultDetails / ServiceResponseException: not `Error`s) to the
+ * same codes as IMAP/POP3: 401 = credentials rejected, transport failures by Node's code, SOAP faults and
+ * error responses = protocol error, unless they say access to the mailbox is denied.
+ */
+export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
+  if (err instanceof AppError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as Record<string, unknown>;
+  const where = `EWS ${ctx.host}:${ctx.port}`;
+  const message = scrub(typeof e.message === 'string' ? e.message : '', ctx.secrets);
+  const status = typeof e.HttpStatusCode === 'number' ? e.HttpStatusCode : undefined;
+  const faultCode = typeof e.faultCode === 'string' ? e.faultCode.replace(/^\w+:/, '') : undefined;
+  const ewsCode = ctx.ewsCode ?? faultCode;
+
+  if (status === 401) {
+    const advice = ctx.bearer
+      ? 'Exchange refused the access token (HTTP 401): check that the app registration has the EWS permission (EWS.AccessAsUser.All, or full_access_as_app with impersonation) and admin consent'
+      : 'Exchange rejected the username or password (HTTP 401)';
+    return new AppError('MAIL_AUTH_FAILED', `${where}: ${advice}`);
+  }
+  if (status === 403 || (ewsCode && EWS_ACCESS_CODES.has(ewsCode))) {
+    return new AppError('EWS_ACCESS_DENIED', `${where}: access to the mailbox was refused${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
+  }
+  if (ewsCode) return new AppError('MAIL_PROTOCOL_ERROR', `${where}: Exchange answered ${ewsCode}${message ? `: ${message}` : ''}`);
+  if (status !== undefined && status !== 200) {
+    return new AppError('MAIL_PROTOCOL_ERROR', `${where}: HTTP ${status} (is the URL an EWS endpoint, such as https://host/EWS/Exchange.asmx?)`);
+  }
+  const code = transportCode(ctx.transport, message);
+  if (code) {
+    const mapped = networkCode({ code });
+    const why =
+      mapped === 'MAIL_TLS_FAILED'
+        ? 'the TLS handshake failed (untrusted or mismatched certificate); give the CA in tls.ca or MSB_EXTRA_CA_FILE'
+        : explain(mapped);
+    return new AppError(mapped === 'MAIL_PROTOCOL_ERROR' ? 'MAIL_NETWORK_ERROR' : mapped, `${where}: ${why} (${code})${message ? `: ${message}` : ''}`);
+  }
+  return new AppError('MAIL_PROTOCOL_ERROR', `${where}: unexpected answer${message ? `: ${message}` : ''}`);
+}
+

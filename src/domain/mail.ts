@@ -1,0 +1,187 @@
+import type { Readable } from 'node:stream';
+import { AppError } from '../errors.js';
+
+/**
+ * The mail a session works on, in the service's own words: what every protocol's connector reads and
+ * answers, and what the HTTP schemas (schemas/message.ts) show. Nothing here knows a protocol or HTTP.
+ */
+
+export type SpecialUse = 'inbox' | 'sent' | 'drafts' | 'trash' | 'junk' | 'archive' | 'all' | 'flagged';
+
+export interface Folder {
+  /** What later calls name the folder by (IMAP: the full path, decoded from modified UTF-7). */
+  path: string;
+  /** The last part of the path, for display. */
+  name: string;
+  /** The hierarchy delimiter of the server (Dovecot ".", Cyrus "/"); null where there is no hierarchy. */
+  delimiter: string | null;
+  specialUse: SpecialUse | null;
+}
+
+export interface MailAddress {
+  name: string | null;
+  address: string | null;
+}
+
+export interface AttachmentInfo {
+  /** Opaque, URL-safe; valid with the message id it came with. */
+  id: string;
+  filename: string | null;
+  contentType: string;
+  /** Decoded bytes; null when the protocol cannot tell without downloading (IMAP gives the encoded size: see connectors). */
+  size: number | null;
+  /** Shown in the body (Content-Disposition inline, or referenced by Content-ID) rather than attached. */
+  inline: boolean;
+  contentId: string | null;
+}
+
+export interface MessageSummary {
+  /** Opaque, URL-safe, no "/": stable while the message stays in its folder (see each connector). */
+  id: string;
+  folder: string;
+  messageId: string | null;
+  subject: string | null;
+  from: MailAddress | null;
+  to: MailAddress[];
+  cc: MailAddress[];
+  /** The Date header, ISO 8601. */
+  date: string | null;
+  /** When the server received it, ISO 8601; null where the protocol does not tell (POP3). */
+  receivedAt: string | null;
+  /** Bytes of the whole message. */
+  size: number | null;
+  /** null where the protocol keeps no flags (POP3). */
+  seen: boolean | null;
+  flagged: boolean | null;
+  answered: boolean | null;
+  hasAttachments: boolean;
+  attachments: AttachmentInfo[];
+  /** With include=text: the plain text (derived from HTML when there is none). */
+  text?: string | null;
+}
+
+export interface MessageDetail extends MessageSummary {
+  text: string | null;
+  html: string | null;
+  headers: { name: string; value: string }[];
+  inReplyTo: string | null;
+  references: string[];
+  /** true when the message was larger than the parse limit: text, html and attachments cover what was read. */
+  truncated: boolean;
+}
+
+export type ReadStatus = 'all' | 'read' | 'unread';
+
+/** The loop's filters ("where"): every given condition must hold; the alternatives of one condition are ORed. */
+export interface MessageFilter {
+  status: ReadStatus;
+  /** Case-insensitive "contains", any of which matches (the API's `;`-separated list). */
+  subject: string[];
+  from: string[];
+  /** On the date received: at or after `since`, before `before`. */
+  since?: Date;
+  before?: Date;
+}
+
+export interface ListQuery extends MessageFilter {
+  folder: string;
+  limit: number;
+  /** From the previous page's nextCursor; opaque to everyone but the connector that made it. */
+  cursor?: string;
+  order: 'newest' | 'oldest';
+  includeText: boolean;
+}
+
+export interface MessagePage {
+  messages: MessageSummary[];
+  nextCursor: string | null;
+}
+
+/** Bytes to stream to the caller: a raw message or one attachment. */
+export interface Download {
+  contentType: string;
+  filename: string | null;
+  /** Bytes, when known before streaming. */
+  size: number | null;
+  stream: Readable;
+}
+
+/** Reading: folders, pages of summaries, one message parsed, raw messages and attachments. */
+export interface MessageReader {
+  folders(): Promise<Folder[]>;
+  list(query: ListQuery): Promise<MessagePage>;
+  get(id: string, options: { markAsRead: boolean }): Promise<MessageDetail>;
+  raw(id: string): Promise<Download>;
+  attachment(id: string, attachmentId: string): Promise<Download>;
+}
+
+/** A change of the flags a bot can set ("Change status"); absent fields stay as they are. */
+export interface FlagChange {
+  seen?: boolean;
+  flagged?: boolean;
+}
+
+/** One message of a bulk move: its id before, and after (null where the server did not tell). */
+export interface MovedMessage {
+  id: string;
+  newId: string | null;
+}
+
+/**
+ * Flags: read/unread and flagged, one message or every message matching a filter in a folder.
+ * A bulk operation that stops midway throws with what it did in `partial` (see partialFailure).
+ */
+export interface MessageFlagger {
+  update(id: string, change: FlagChange): Promise<MessageSummary>;
+  updateMany(folder: string, where: MessageFilter, change: FlagChange): Promise<{ updated: number }>;
+}
+
+/** Moves ("Move", "Move all"); a move answers the new id (the old one is MESSAGE_NOT_FOUND afterwards). */
+export interface MessageMover {
+  move(id: string, to: string): Promise<{ id: string; folder: string }>;
+  moveMany(folder: string, where: MessageFilter, to: string): Promise<{ moved: number; messages: MovedMessage[] }>;
+}
+
+/** Deletes: to the mailbox's trash where it has one, or for good with `permanent` (or when already there). */
+export interface MessageDeleter {
+  delete(id: string, options: { permanent: boolean }): Promise<void>;
+  deleteMany(folder: string, where: MessageFilter, options: { permanent: boolean }): Promise<{ deleted: number }>;
+}
+
+/** What a connector can do with mail; an operation a protocol cannot do is absent, not a method that throws. */
+export interface MailCapabilities {
+  reader?: MessageReader;
+  flagger?: MessageFlagger;
+  mover?: MessageMover;
+  deleter?: MessageDeleter;
+}
+
+export type Capability = keyof MailCapabilities;
+
+/** How a capability reads in an error message ("pop3 sessions cannot <verb>"). */
+export const CAPABILITY_VERBS: Readonly<Record<Capability, string>> = {
+  reader: 'read messages',
+  flagger: 'change the read or flagged status of messages',
+  mover: 'move messages',
+  deleter: 'delete messages',
+};
+
+/**
+ * The error of a bulk operation that stopped midway, carrying what was done before it stopped, so the
+ * answer says how many and which (the problem's `partial` member). Retrying the call is safe: the filter
+ * selects what is left.
+ */
+export function partialFailure(err: AppError, partial: Record<string, unknown>): AppError {
+  return new AppError(err.code, `${err.message} (stopped midway: see partial)`, { ...err.extra, partial }, { cause: err });
+}
+
+/** Base64url without padding: ids and cursors are made of it, so they are URL-safe and have no "/". */
+export function encodeId(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64url');
+}
+
+/** The inverse of encodeId; undefined when `id` is not base64url. */
+export function decodeId(id: string): string | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(id)) return undefined;
+  return Buffer.from(id, 'base64url').toString('utf8');
+}

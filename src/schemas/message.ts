@@ -1,0 +1,165 @@
+import { Type, type Static, type TSchema } from 'typebox';
+
+/** The HTTP shapes of domain/mail.ts: folders, message summaries and details, pages, and the list query. */
+
+/** `T | null` as a type list, as in session.ts: fast-json-stringify picks the branch by typeof. */
+const Nullable = <T extends TSchema & { type?: unknown }>(schema: T, options: Record<string, unknown> = {}) =>
+  Type.Unsafe<Static<T> | null>({ ...schema, ...options, type: [schema.type as string, 'null'] });
+
+export const SpecialUseSchema = Type.Unsafe<string | null>({
+  type: ['string', 'null'],
+  enum: ['inbox', 'sent', 'drafts', 'trash', 'junk', 'archive', 'all', 'flagged', null],
+  description: 'The folder\'s role (IMAP special-use, EWS/Graph well-known folder), or null.',
+});
+
+export const FolderSchema = Type.Object(
+  {
+    path: Type.String({ description: 'What later calls name the folder by (`folder`, `to`).', examples: ['INBOX', 'Archive/2026'] }),
+    name: Type.String({ description: 'The last part of the path.' }),
+    delimiter: Nullable(Type.String(), { description: 'The server\'s hierarchy delimiter (Dovecot ".", Cyrus "/"); null without hierarchy.' }),
+    specialUse: SpecialUseSchema,
+  },
+  { title: 'Folder' },
+);
+
+export const FolderListSchema = Type.Object({ folders: Type.Array(FolderSchema) }, { title: 'FolderList' });
+
+export const MailAddressSchema = Type.Object(
+  { name: Nullable(Type.String()), address: Nullable(Type.String()) },
+  { title: 'MailAddress' },
+);
+
+export const AttachmentInfoSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Opaque; use it with the message id in /messages/{id}/attachments/{attachmentId}.' }),
+    filename: Nullable(Type.String()),
+    contentType: Type.String({ examples: ['application/pdf'] }),
+    size: Nullable(Type.Integer({ minimum: 0 }), { description: 'Decoded bytes (null when the server does not tell).' }),
+    inline: Type.Boolean({ description: 'Shown in the body (an inline image) rather than attached.' }),
+    contentId: Nullable(Type.String(), { description: 'The Content-ID an HTML body refers to (cid:...).' }),
+  },
+  { title: 'AttachmentInfo' },
+);
+
+const summaryFields = {
+  id: Type.String({ description: 'Opaque, URL-safe message id: stable while the message stays in its folder.' }),
+  folder: Type.String(),
+  messageId: Nullable(Type.String(), { description: 'The Message-ID header.' }),
+  subject: Nullable(Type.String()),
+  from: Nullable(MailAddressSchema),
+  to: Type.Array(MailAddressSchema),
+  cc: Type.Array(MailAddressSchema),
+  date: Nullable(Type.String({ format: 'date-time' }), { description: 'The Date header.' }),
+  receivedAt: Nullable(Type.String({ format: 'date-time' }), { description: 'When the server received it; null where the protocol does not tell (POP3).' }),
+  size: Nullable(Type.Integer({ minimum: 0 }), { description: 'Bytes of the whole message.' }),
+  seen: Nullable(Type.Boolean(), { description: 'Read; null where the protocol keeps no flags (POP3).' }),
+  flagged: Nullable(Type.Boolean()),
+  answered: Nullable(Type.Boolean()),
+  hasAttachments: Type.Boolean(),
+  attachments: Type.Array(AttachmentInfoSchema),
+};
+
+export const MessageSummarySchema = Type.Object(
+  { ...summaryFields, text: Type.Optional(Nullable(Type.String(), { description: 'With include=text: the plain text.' })) },
+  { title: 'MessageSummary' },
+);
+
+export const MessagePageSchema = Type.Object(
+  {
+    messages: Type.Array(MessageSummarySchema),
+    nextCursor: Nullable(Type.String(), { description: 'Pass as `cursor` for the next page; null on the last page.' }),
+  },
+  { title: 'MessagePage' },
+);
+
+export const MessageDetailSchema = Type.Object(
+  {
+    ...summaryFields,
+    text: Nullable(Type.String(), { description: 'Plain text; derived from the HTML when the message has none.' }),
+    html: Nullable(Type.String()),
+    headers: Type.Array(Type.Object({ name: Type.String(), value: Type.String() }), { description: 'Every header, in order, decoded.' }),
+    inReplyTo: Nullable(Type.String()),
+    references: Type.Array(Type.String()),
+    truncated: Type.Boolean({ description: 'true when the message exceeded MSB_PARSE_MAX_BYTES: text, html and attachments cover what was read.' }),
+  },
+  { title: 'MessageDetail' },
+);
+
+/** Control characters never reach a mail server through a query (folder names go onto the wire). */
+const NO_CONTROLS = '^[^\\u0000-\\u001f\\u007f]*$';
+const DAY_OR_INSTANT = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2}))?$';
+
+export const FolderQuery = Type.String({ minLength: 1, maxLength: 1000, pattern: NO_CONTROLS, default: 'INBOX', description: 'Folder path (default INBOX).' });
+
+/** The loop's filters, shared by the list query and (as `where`) by the bulk operations. */
+export const filterFields = {
+  status: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('read'), Type.Literal('unread')], { default: 'all', description: 'Read status (default all).' })),
+  subject: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: NO_CONTROLS, description: 'Subject contains (case-insensitive); `;` separates alternatives, any of which matches.' })),
+  from: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: NO_CONTROLS, description: 'Sender (name or address) contains (case-insensitive); `;` separates alternatives.' })),
+  since: Type.Optional(Type.String({ pattern: DAY_OR_INSTANT, description: 'Received at or after: ISO 8601 date-time, or a date meaning its start in UTC.', examples: ['2026-11-01'] })),
+  before: Type.Optional(Type.String({ pattern: DAY_OR_INSTANT, description: 'Received before: ISO 8601 date-time, or a date meaning its start in UTC.' })),
+};
+
+export const ListMessagesQuery = Type.Object(
+  {
+    folder: Type.Optional(FolderQuery),
+    ...filterFields,
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'Page size (default 50, at most 1000).' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_.~-]+$', description: 'nextCursor of the previous page.' })),
+    order: Type.Optional(Type.Union([Type.Literal('newest'), Type.Literal('oldest')], { default: 'newest', description: 'By date received (default newest first).' })),
+    include: Type.Optional(Type.Literal('text', { description: '"text" adds each message\'s plain text.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const MessageId = Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z0-9_-]+$', description: 'A message id from a list or a move.' });
+export const AttachmentId = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$', description: 'An attachment id from the message\'s `attachments`.' });
+
+/** The loop's filters as a body member (`where`) of the bulk operations. */
+export const WhereSchema = Type.Object(filterFields, {
+  additionalProperties: false,
+  title: 'MessageFilter',
+  description: 'The list\'s filters; every condition given must hold. `{}` selects every message of the folder.',
+});
+
+const FolderPath = Type.String({ minLength: 1, maxLength: 1000, pattern: NO_CONTROLS, description: 'Folder path, as GET /folders shows it.' });
+
+export const FlagChangeBody = Type.Object(
+  {
+    seen: Type.Optional(Type.Boolean({ description: 'Read (true) or unread (false).' })),
+    flagged: Type.Optional(Type.Boolean({ description: 'Flagged for follow-up.' })),
+  },
+  { additionalProperties: false, minProperties: 1, title: 'FlagChange' },
+);
+
+export const MoveBody = Type.Object({ to: FolderPath }, { additionalProperties: false, title: 'MoveRequest' });
+
+export const MoveResultSchema = Type.Object(
+  { id: Type.String({ description: 'The message\'s id in its new folder (the old id is MESSAGE_NOT_FOUND from now on).' }), folder: Type.String() },
+  { title: 'MoveResult' },
+);
+
+const bulkTarget = {
+  folder: Type.Optional({ ...FolderPath, default: 'INBOX', description: 'The folder to act in (default INBOX).' }),
+  where: WhereSchema,
+};
+
+export const BulkMoveBody = Type.Object({ ...bulkTarget, to: FolderPath }, { additionalProperties: false, title: 'BulkMoveRequest' });
+export const BulkDeleteBody = Type.Object(
+  { ...bulkTarget, permanent: Type.Optional(Type.Boolean({ default: false, description: 'Remove for good instead of moving to the trash folder.' })) },
+  { additionalProperties: false, title: 'BulkDeleteRequest' },
+);
+export const BulkUpdateBody = Type.Object(
+  { ...bulkTarget, seen: Type.Optional(Type.Boolean()), flagged: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, title: 'BulkUpdateRequest', description: 'At least one of seen and flagged.' },
+);
+
+export const BulkMoveResultSchema = Type.Object(
+  {
+    moved: Type.Integer({ minimum: 0 }),
+    messages: Type.Array(Type.Object({ id: Type.String(), newId: Nullable(Type.String()) }), { description: 'Each message moved: its old id and its new one.' }),
+  },
+  { title: 'BulkMoveResult' },
+);
+export const BulkDeleteResultSchema = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { title: 'BulkDeleteResult' });
+export const BulkUpdateResultSchema = Type.Object({ updated: Type.Integer({ minimum: 0 }) }, { title: 'BulkUpdateResult' });
