@@ -1,10 +1,10 @@
 import { Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as EwsApi from 'ews-javascript-api';
-import type * as EwsXhr from '@ewsjs/xhr';
 import type { Secret } from '../../domain/secret.js';
 import { AppError } from '../../errors.js';
 import { toEwsError } from './errors.js';
+import { loadEws, type GuardedXhrApi } from './transport.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -29,38 +29,9 @@ export interface EwsSettings {
   timeouts: { connectMs: number; commandMs: number };
 }
 
-interface EwsModules {
-  ews: typeof EwsApi;
-  /** An XhrApi that remembers the transport error, which the library's rejection keeps only as text. */
-  RecordingXhrApi: new (options: { httpsAgent: Agent; timeout: number; proxy: false }) => EwsXhr.XhrApi & { lastError: unknown };
-}
-
 interface PreparedService {
   service: EwsApi.ExchangeService;
-  xhr: EwsXhr.XhrApi & { lastError: unknown };
-}
-
-let modules: Promise<EwsModules> | undefined;
-
-/** ews-javascript-api costs ~50 MiB and ~0.3 s to load: only when an EWS session first connects. */
-function loadEws(): Promise<EwsModules> {
-  modules ??= Promise.all([import('ews-javascript-api'), import('@ewsjs/xhr')]).then(([ews, xhr]) => {
-    class RecordingXhrApi extends xhr.XhrApi {
-      lastError: unknown;
-      override async xhr(...args: Parameters<EwsXhr.XhrApi['xhr']>) {
-        this.lastError = undefined;
-        try {
-          return await super.xhr(...args);
-        } catch (err) {
-          this.lastError = err;
-          throw err;
-        }
-      }
-    }
-    return { ews, RecordingXhrApi };
-  });
-  modules.catch(() => (modules = undefined));
-  return modules;
+  xhr: GuardedXhrApi;
 }
 
 /**
@@ -121,14 +92,16 @@ export class EwsConnector implements Connector {
       if (!folder) throw new AppError('MAIL_PROTOCOL_ERROR', `EWS ${s.host}:${s.port}: GetFolder for the Inbox returned no folder`);
       return { name: 'Inbox', messages: folder.TotalCount, unseen: folder.UnreadCount, checkedAt: new Date().toISOString() };
     } catch (err) {
-      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets });
+      throw toEwsError(err, {
+        host: s.host, port: s.port, transport: xhr.lastError, unreadable: xhr.unreadable, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets,
+      });
     }
   }
 
   async #prepare(): Promise<PreparedService> {
     if (this.#service) return this.#service;
     const s = this.#settings;
-    const { ews, RecordingXhrApi } = await loadEws();
+    const { ews, GuardedXhrApi } = await loadEws();
     const service = new ews.ExchangeService(ews.ExchangeVersion[s.exchangeVersion as keyof typeof ews.ExchangeVersion]);
     service.Url = new ews.Uri(s.url);
     service.UserAgent = 'mail-session-broker';
@@ -143,7 +116,7 @@ export class EwsConnector implements Connector {
     };
     this.#agent = new Agent({ keepAlive: true, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
     // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here
-    const xhr = new RecordingXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false });
+    const xhr = new GuardedXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false });
     service.XHRApi = xhr;
     this.#service = { service, xhr };
     this.#ctx.logger.debug({ url: s.url, version: s.exchangeVersion }, 'EWS service ready');
