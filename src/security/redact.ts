@@ -19,6 +19,19 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   return out;
 }
 
+/**
+ * A password and the forms it travels in that a server could echo: SASL PLAIN's base64 initial
+ * response (with and without an authorization identity). A server that says "bad password <it>" quotes
+ * one of these.
+ */
+export function passwordForms(user: string, password: string): string[] {
+  return [
+    password,
+    Buffer.from(`\u0000${user}\u0000${password}`).toString('base64'),
+    Buffer.from(`${user}\u0000${user}\u0000${password}`).toString('base64'),
+  ];
+}
+
 const MAX_DEPTH = 8;
 
 /**
