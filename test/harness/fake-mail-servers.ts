@@ -43,7 +43,7 @@ export interface FakePop3Options extends Common<Pop3Step> {
 
 export interface FakeServer {
   port: number;
-  /** Every line received, per connection, in order (tests check what was, or was not, sent). */
+  /** Every line received, per connection (numbered from 0 over the server's life, as `script` sees them), in order. */
   received: string[][];
   /** Connections accepted so far. */
   connections(): number;
@@ -129,14 +129,15 @@ function imapArgs(text: string): string[] {
 
 /** An IMAP server: CAPABILITY, LOGIN, AUTHENTICATE (refused), STATUS, NOOP, LOGOUT; anything else OK. */
 export function startFakeImap(options: FakeImapOptions = {}): Promise<FakeServer> {
-  const caps = ['IMAP4rev1', ...(options.capabilities ?? [])].join(' ');
+  // read at every reply, so a test may change the options of a running server
+  const caps = () => ['IMAP4rev1', ...(options.capabilities ?? [])].join(' ');
   const reply = (step: ImapStep, normal: string, s: Session): void => s.write(options.script ? options.script(step, normal, s.id) : normal);
   return serve(options as Common<string>, `* OK fake IMAP ready\r\n`, (line, s) => {
     const [tag = '*', command = '', ...rest] = line.split(' ');
     const args = imapArgs(rest.join(' '));
     switch (command.toUpperCase()) {
       case 'CAPABILITY':
-        return reply('capability', `* CAPABILITY ${caps}\r\n${tag} OK CAPABILITY completed\r\n`, s);
+        return reply('capability', `* CAPABILITY ${caps()}\r\n${tag} OK CAPABILITY completed\r\n`, s);
       case 'LOGIN':
         return reply('login', `${tag} ${options.login ? options.login(args[0] ?? '', args[1] ?? '') : 'OK LOGIN completed'}\r\n`, s);
       case 'AUTHENTICATE':
@@ -154,14 +155,15 @@ export function startFakeImap(options: FakeImapOptions = {}): Promise<FakeServer
 
 /** A POP3 server: CAPA, USER, PASS, AUTH (refused), STAT, QUIT; anything else +OK. */
 export function startFakePop3(options: FakePop3Options = {}): Promise<FakeServer> {
-  const capa = options.capa ?? ['USER', 'RESP-CODES', ...(options.loginDelaySeconds !== undefined ? [`LOGIN-DELAY ${options.loginDelaySeconds}`] : [])];
+  // read at every reply, so a test may change the options of a running server
+  const capa = () => options.capa ?? ['USER', 'RESP-CODES', ...(options.loginDelaySeconds !== undefined ? [`LOGIN-DELAY ${options.loginDelaySeconds}`] : [])];
   let passes = 0;
   const reply = (step: Pop3Step, normal: string, s: Session): void => s.write(options.script ? options.script(step, normal, s.id) : normal);
   return serve(options as Common<string>, '+OK fake POP3 ready\r\n', (line, s, lines) => {
     const [command = '', ...rest] = line.split(' ');
     switch (command.toUpperCase()) {
       case 'CAPA':
-        return reply('capa', `+OK capabilities\r\n${capa.map((c) => `${c}\r\n`).join('')}.\r\n`, s);
+        return reply('capa', `+OK capabilities\r\n${capa().map((c) => `${c}\r\n`).join('')}.\r\n`, s);
       case 'USER':
         return reply('user', '+OK send PASS\r\n', s);
       case 'PASS': {
