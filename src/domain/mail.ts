@@ -81,6 +81,8 @@ export interface MessageFilter {
   /** On the date received: at or after `since`, before `before`. */
   since?: Date;
   before?: Date;
+  /** Only messages without this keyword (IMAP keyword, EWS/Graph category): what work claims have not done yet. */
+  withoutKeyword?: string;
 }
 
 export interface ListQuery extends MessageFilter {
@@ -148,12 +150,74 @@ export interface MessageDeleter {
   deleteMany(folder: string, where: MessageFilter, options: { permanent: boolean }): Promise<{ deleted: number }>;
 }
 
+/** An address the caller gave, parsed (never concatenated into a header). */
+export interface Recipient {
+  name: string;
+  address: string;
+}
+
+export interface OutgoingAttachment {
+  filename: string;
+  contentType: string | null;
+  content: Buffer;
+}
+
+/** A new message ("Send"). */
+export interface OutgoingMessage {
+  to: Recipient[];
+  cc: Recipient[];
+  bcc: Recipient[];
+  subject: string;
+  text: string | null;
+  html: string | null;
+  attachments: OutgoingAttachment[];
+}
+
+/** "Reply": to the sender, or with replyAll to every recipient but the mailbox itself; the original quoted below. */
+export interface ReplyRequest {
+  text: string | null;
+  html: string | null;
+  replyAll: boolean;
+  attachments: OutgoingAttachment[];
+}
+
+/** "Forward": the original (and its attachments) below the new text. */
+export interface ForwardRequest {
+  to: Recipient[];
+  cc: Recipient[];
+  bcc: Recipient[];
+  text: string | null;
+  html: string | null;
+  attachments: OutgoingAttachment[];
+}
+
+/** What the server said of a sent message: a message is only reported sent when the server took it. */
+export interface SendResult {
+  messageId: string | null;
+  accepted: string[];
+  rejected: string[];
+}
+
+/** Sending: new mail, replies and forwards (SMTP for IMAP/POP3 sessions, EWS and Graph natively). */
+export interface MessageSender {
+  send(message: OutgoingMessage): Promise<SendResult>;
+  reply(id: string, request: ReplyRequest): Promise<SendResult>;
+  forward(id: string, request: ForwardRequest): Promise<SendResult>;
+}
+
+/** Keywords (IMAP) or categories (EWS, Graph) on messages: how work claims mark a message done on the server. */
+export interface MessageTagger {
+  tag(id: string, keyword: string): Promise<void>;
+}
+
 /** What a connector can do with mail; an operation a protocol cannot do is absent, not a method that throws. */
 export interface MailCapabilities {
   reader?: MessageReader;
   flagger?: MessageFlagger;
   mover?: MessageMover;
   deleter?: MessageDeleter;
+  sender?: MessageSender;
+  tagger?: MessageTagger;
 }
 
 export type Capability = keyof MailCapabilities;
@@ -164,6 +228,8 @@ export const CAPABILITY_VERBS: Readonly<Record<Capability, string>> = {
   flagger: 'change the read or flagged status of messages',
   mover: 'move messages',
   deleter: 'delete messages',
+  sender: 'send mail',
+  tagger: 'mark messages with keywords',
 };
 
 /**

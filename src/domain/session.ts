@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Connector, MailboxSummary } from './connector.js';
+import type { DeliveryResult, WebhookTarget } from './webhooks.js';
 import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities } from './mail.js';
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
 import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
@@ -33,6 +34,8 @@ export interface SessionView extends SessionSettingsView {
   warnings: string[];
   /** Set while the state is awaiting_authorization: where a person signs in. */
   authorizationUrl?: string;
+  /** The webhooks that carried this session's events, each with its last delivery. */
+  webhooks?: { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }[];
 }
 
 /** Receives lifecycle events, e.g. for metrics. Keeps the domain free of any metrics library. */
@@ -60,6 +63,8 @@ export interface SessionOptions {
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
+  /** Receives the session's events (state changes here; new mail from its watchers). */
+  onEvent?: (type: 'session.state' | 'message.new' | 'message.deleted' | 'mailbox.reset', data: Record<string, unknown>) => void;
   /** The session types whose connectors have a capability, for OPERATION_NOT_SUPPORTED. */
   supportedBy: (capability: Capability) => readonly string[];
 }
@@ -122,6 +127,11 @@ function retryAfterMs(err: unknown): number {
   return typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 86_400) * 1000 : 0;
 }
 
+/** A webhook URL as inspect shows it: without its query, which may carry a token of the receiver. */
+function webhookShown(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
 function toSessionError(err: unknown): SessionError {
   const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'unexpected error');
   return { code: e.code, message: e.message, at: new Date().toISOString() };
@@ -140,7 +150,9 @@ export class Session {
   readonly name: string;
   readonly type: string;
   readonly fingerprint: string;
+  readonly webhook: WebhookTarget | undefined;
   readonly createdAt = new Date();
+  readonly #deliveries = new Map<string, { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }>();
   readonly #view: SessionSettingsView;
   readonly #connector: Connector;
   readonly #options: SessionOptions;
@@ -165,6 +177,8 @@ export class Session {
     this.name = name;
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
+    this.webhook = prepared.webhook;
+    if (prepared.webhook) this.#deliveries.set('session', { url: webhookShown(prepared.webhook.url), scope: 'session', lastDelivery: null });
     this.#view = prepared.view;
     this.#options = options;
     this.#logger = options.logger;
@@ -194,10 +208,31 @@ export class Session {
     return this.#opening;
   }
 
+  /**
+   * Connects a session restored from the session store after a restart: it shows `connecting` meanwhile,
+   * takes its turn from the reconnect rate cap, and a failure that another attempt may fix goes through
+   * the reconnect backoff instead of failing the session (bots see no 404, and no failure, for a session
+   * that was there before the restart).
+   */
+  async restore(): Promise<void> {
+    await this.#options.limiter.acquire();
+    if (this.#state !== 'connecting') return;
+    try {
+      await this.#exclusive(() => this.#connect(true));
+    } catch (err) {
+      if (this.#state !== 'connecting') return;
+      this.#lastError = toSessionError(err);
+      this.#enter('reconnecting');
+      this.#attempt = 1;
+      this.#logger.info({ code: this.#lastError.code }, 'restored session could not connect yet');
+      this.#scheduleReconnect();
+    }
+  }
+
   /** Connects again after an OAuth2 sign-in completed (the redirect endpoint calls this). */
   resume(): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new AppError('SESSION_NOT_FOUND', `session "${this.name}" is closed`));
-    this.#state = 'connecting';
+    this.#enter('connecting');
     this.#authorizationUrl = undefined;
     return this.#exclusive(() => this.#connect(false));
   }
@@ -292,6 +327,16 @@ export class Session {
     });
   }
 
+  /** Whether this session's connector has `capability`. */
+  can(capability: Capability): boolean {
+    return this.#connector[capability] !== undefined;
+  }
+
+  /** Records how the last delivery of one of this session's events to a webhook went (inspect shows it). */
+  noteDelivery(scope: 'session' | 'principal', url: URL, result: DeliveryResult): void {
+    this.#deliveries.set(scope, { url: webhookShown(url), scope, lastDelivery: result });
+  }
+
   /** Marks the session used now (every API call that names it), which postpones its expiry. */
   touch(): void {
     this.#lastUsedAt = new Date();
@@ -300,7 +345,7 @@ export class Session {
   /** Logs out and marks the session closed; safe to call in any state, more than once. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    this.#state = 'closed';
+    this.#enter('closed');
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryTimer);
     // waits for an operation in flight (bounded by its own deadline), so LOGOUT never interleaves with it
@@ -326,6 +371,7 @@ export class Session {
       mailbox: this.#mailbox ?? null,
       warnings: [],
       ...this.#view,
+      ...(this.#deliveries.size > 0 ? { webhooks: [...this.#deliveries.values()] } : {}),
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }
@@ -350,6 +396,18 @@ export class Session {
     if (this.#state === 'connected' && isAppError(err) && CONNECTION_LEVEL.has(err.code)) this.#lost(err);
   }
 
+  /** Every state change goes through here, so that subscribers see each one (session.state events). */
+  #enter(state: SessionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#options.onEvent?.('session.state', {
+      state,
+      ...(this.#lastError && (state === 'failed' || state === 'reconnecting' || state === 'awaiting_authorization')
+        ? { code: this.#lastError.code }
+        : {}),
+    });
+  }
+
   #exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.#queue.run(task, this.#options.lockTimeoutMs);
   }
@@ -363,7 +421,7 @@ export class Session {
       if (this.#awaitAuthorization(err)) return;
       if (!reconnect) {
         this.#lastError = toSessionError(err);
-        if (this.#state !== 'closed') this.#state = 'failed';
+        if (this.#state !== 'closed') this.#enter('failed');
         this.#options.observer.failed(this.type, this.#lastError.code);
       }
       throw err;
@@ -372,7 +430,7 @@ export class Session {
       await this.#connector.close();
       throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
     }
-    this.#state = 'connected';
+    this.#enter('connected');
     this.#connectedAt = new Date();
     // lastError describes what is wrong now; the history of drops is in the metrics and the log
     this.#lastError = undefined;
@@ -423,7 +481,7 @@ export class Session {
     this.#retryAfterMs = retryAfterMs(err);
     this.#logger.warn({ code: this.#lastError.code, detail: this.#lastError.message }, 'connection lost');
     if (this.#state !== 'reconnecting') {
-      this.#state = 'reconnecting';
+      this.#enter('reconnecting');
       this.#attempt = 0;
       this.#options.observer.reconnecting(this.type);
       void this.#exclusive(() => this.#connector.close()).catch(() => {});
@@ -435,7 +493,7 @@ export class Session {
     clearTimeout(this.#timer);
     const { maxAttempts } = this.#options.reconnect;
     if (PERMANENT.has(this.#lastError!.code) || (maxAttempts > 0 && this.#attempt >= maxAttempts)) {
-      this.#state = 'failed';
+      this.#enter('failed');
       this.#nextAttemptAt = undefined;
       this.#options.observer.failed(this.type, this.#lastError!.code);
       this.#logger.warn({ code: this.#lastError!.code, attempts: this.#attempt }, 'session failed: not retrying');
@@ -467,9 +525,9 @@ export class Session {
   #awaitAuthorization(err: unknown): boolean {
     if (!isAppError(err) || err.code !== 'AUTHORIZATION_REQUIRED' || this.#state === 'closed') return false;
     clearTimeout(this.#timer);
-    this.#state = 'awaiting_authorization';
     this.#authorizationUrl = typeof err.extra.authorizationUrl === 'string' ? err.extra.authorizationUrl : undefined;
     this.#lastError = toSessionError(err);
+    this.#enter('awaiting_authorization');
     this.#logger.info('session awaits authorization');
     return true;
   }

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { Type, type Static } from 'typebox';
+import type { EventHub } from '../domain/events.js';
 import type { SessionPool } from '../domain/pool.js';
 import type { Download, ListQuery, MessageFilter } from '../domain/mail.js';
 import { SessionName } from '../schemas/common.js';
@@ -19,6 +21,7 @@ import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-rou
 
 export interface MessageRoutesOptions {
   pool: SessionPool;
+  events: EventHub;
 }
 
 /** "a;b; c" -> ["a", "b", "c"]: the alternatives of a filter, as in Automation Anywhere's loop. */
@@ -48,6 +51,24 @@ export function toFilter(input: FilterInput): MessageFilter {
   };
 }
 
+/** Resolves when the session publishes new mail (or a folder reset), when `ms` pass, or when the caller goes away. */
+function nextEvent(events: EventHub, owner: string, session: string, ms: number, raw: IncomingMessage): Promise<'event' | 'timeout' | 'closed'> {
+  return new Promise((resolve) => {
+    const finish = (why: 'event' | 'timeout' | 'closed') => {
+      clearTimeout(timer);
+      unsubscribe();
+      raw.socket?.off('close', onClose);
+      resolve(why);
+    };
+    const onClose = () => finish('closed');
+    const timer = setTimeout(() => finish('timeout'), ms);
+    const unsubscribe = events.subscribe(owner, { session }, (event) => {
+      if (event.type === 'message.new' || event.type === 'mailbox.reset') finish('event');
+    });
+    raw.socket?.once('close', onClose);
+  });
+}
+
 function sendDownload(reply: FastifyReply, download: Download, disposition: 'inline' | 'attachment', fallbackName: string) {
   reply.header('content-type', download.contentType);
   reply.header('content-disposition', contentDisposition(disposition, download.filename ?? fallbackName));
@@ -59,7 +80,7 @@ function sendDownload(reply: FastifyReply, download: Download, disposition: 'inl
  * Reading mail through a session (contract: "Read"). Every handler finds the caller's session and runs
  * one operation of its `reader` capability; nothing here knows a protocol.
  */
-export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = async (app, { pool }) => {
+export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = async (app, { pool, events }) => {
   app.get(
     '/v1/sessions/:name/folders',
     {
@@ -99,7 +120,19 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         includeText: q.include === 'text',
         ...(q.cursor ? { cursor: q.cursor } : {}),
       };
-      return sessionOf(pool, request).run('reader', (r) => r.list(query));
+      const session = sessionOf(pool, request);
+      const first = await session.run('reader', (r) => r.list(query));
+      if (!q.wait || first.messages.length > 0 || query.cursor) return first;
+      // long-poll: list again when the session reports new mail (or its folder was reset), until the wait ends;
+      // the session is not held meanwhile
+      const deadline = Date.now() + q.wait * 1000;
+      while (Date.now() < deadline) {
+        const woke = await nextEvent(events, session.owner, session.name, deadline - Date.now(), request.raw);
+        if (woke === 'closed') return first;
+        const page = await session.run('reader', (r) => r.list(query));
+        if (page.messages.length > 0 || woke === 'timeout') return page;
+      }
+      return first;
     },
   );
 

@@ -5,9 +5,10 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
 import type { SecretStore } from '../security/secret-store.js';
-import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
+import { prepareSession } from '../kinds/prepare-session.js';
 import type { SessionPool } from '../domain/pool.js';
-import { CreateSessionBody, kindFor } from '../kinds/index.js';
+import { CreateSessionBody } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
 import { SessionName } from '../schemas/common.js';
 import { codesByStatus, problemResponses } from '../schemas/problem.js';
@@ -15,6 +16,7 @@ import { SessionListSchema, SessionSchema } from '../schemas/session.js';
 
 export interface SessionRoutesOptions {
   pool: SessionPool;
+  outbound: OutboundPolicy;
   config: Config;
   services: KindServices;
   secrets: SecretStore;
@@ -44,7 +46,7 @@ const imapExample = {
 };
 
 /** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services, secrets }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, outbound, config, services, secrets }) => {
   app.post(
     '/v1/sessions',
     {
@@ -63,11 +65,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { body, refs } = await resolveSecretRefs(request.body, principalOf(request), secrets);
-      // the owner keeps cached OAuth2 tokens apart between principals
-      const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name });
-      const prepared = { ...kind, view: showRefs(kind.view, refs) };
-      const { session, created } = await pool.create(principalOf(request).name, body.name, prepared);
+      const prepared = await prepareSession(request.body, principalOf(request), { config, services, secrets, outbound });
+      const { session, created } = await pool.create(principalOf(request).name, request.body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
       return reply.code(status).send(session.view());

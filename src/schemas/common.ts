@@ -33,7 +33,17 @@ export function SecretString(description: string) {
 }
 
 /** Fields every kind of session accepts besides its own. */
+/** Where this session's events are POSTed, signed with `secret` (see the README's "Events"). */
+export const WebhookBody = Type.Object(
+  {
+    url: Type.String({ maxLength: 2048, pattern: '^https?://[^\\s/?#@]+(/[^\\s#]*)?$', description: 'http(s) URL of the receiver; it passes the outbound policy like every destination.' }),
+    secret: SecretString('Key of the HMAC-SHA256 signature in X-MSB-Signature, at least 16 characters.'),
+  },
+  { additionalProperties: false, title: 'Webhook' },
+);
+
 export const CommonSessionFields = {
+  webhook: Type.Optional(WebhookBody),
   idleTimeoutMs: Type.Optional(
     Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Close the session after this long without an API call naming it; 0 = never. Default MSB_IDLE_TIMEOUT_MS.' }),
   ),

@@ -108,6 +108,14 @@ export const ListMessagesQuery = Type.Object(
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_.~-]+$', description: 'nextCursor of the previous page.' })),
     order: Type.Optional(Type.Union([Type.Literal('newest'), Type.Literal('oldest')], { default: 'newest', description: 'By date received (default newest first).' })),
     include: Type.Optional(Type.Literal('text', { description: '"text" adds each message\'s plain text.' })),
+    wait: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 60,
+        default: 0,
+        description: 'Long-poll: when nothing matches yet, wait up to this many seconds for new mail in the session\'s watched folders, then answer (an empty page when none came).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -163,3 +171,59 @@ export const BulkMoveResultSchema = Type.Object(
 );
 export const BulkDeleteResultSchema = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { title: 'BulkDeleteResult' });
 export const BulkUpdateResultSchema = Type.Object({ updated: Type.Integer({ minimum: 0 }) }, { title: 'BulkUpdateResult' });
+
+export const ClaimId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'The claim id from POST /claims.' });
+const LeaseSeconds = Type.Integer({ minimum: 5, maximum: 3600, description: 'How long the messages stay leased to this claim (5 s to 1 h).' });
+
+export const ClaimBody = Type.Object(
+  {
+    folder: Type.Optional({ ...FolderPath, default: 'INBOX', description: 'The folder to claim from (default INBOX).' }),
+    where: Type.Optional(WhereSchema),
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Most messages to lease.' })),
+    leaseSeconds: Type.Optional({ ...LeaseSeconds, default: 300 }),
+  },
+  { additionalProperties: false, title: 'ClaimRequest' },
+);
+
+export const ClaimSchema = Type.Object(
+  {
+    claim: Type.String({ description: 'The claim id: acknowledge, extend or release with it.' }),
+    expiresAt: Type.String({ format: 'date-time', description: 'When the lease ends; unacknowledged messages go back to the pool then.' }),
+    messages: Type.Array(MessageSummarySchema, { description: 'The messages leased to this claim, oldest first (may be fewer than max, or none).' }),
+  },
+  { title: 'Claim' },
+);
+
+export const AckBody = Type.Object(
+  {
+    ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z0-9_-]+$' }), { maxItems: 1000, description: 'The messages done (default: all of the claim\'s).' })),
+    then: Type.Optional(
+      Type.Object(
+        {
+          markRead: Type.Optional(Type.Boolean({ description: 'Mark them read.' })),
+          flag: Type.Optional(Type.Boolean({ description: 'Flag them.' })),
+          moveTo: Type.Optional({ ...FolderPath, description: 'Move them to this folder.' }),
+          delete: Type.Optional(Type.Boolean({ description: 'Delete them (to the trash folder where there is one).' })),
+        },
+        { additionalProperties: false, description: 'What to do once they are marked done.' },
+      ),
+    ),
+  },
+  { additionalProperties: false, title: 'AckRequest' },
+);
+
+export const AckResultSchema = Type.Object(
+  {
+    acknowledged: Type.Array(Type.String(), { description: 'Marked done: no claim gets them again.' }),
+    failed: Type.Array(Type.Object({ id: Type.String(), code: Type.String(), detail: Type.String() }), {
+      description: 'What could not be done, per message (marking done, or a follow-up); a message not marked done stays leased.',
+    }),
+  },
+  { title: 'AckResult' },
+);
+
+export const ExtendBody = Type.Object({ leaseSeconds: LeaseSeconds }, { additionalProperties: false, title: 'ExtendRequest' });
+export const ExtendResultSchema = Type.Object(
+  { claim: Type.String(), expiresAt: Type.String({ format: 'date-time' }), ids: Type.Array(Type.String(), { description: 'The ids the claim still holds.' }) },
+  { title: 'ClaimLease' },
+);

@@ -82,6 +82,25 @@ export const SessionSchema = Type.Object(
     ),
     mailbox: Nullable(MailboxSchema),
     warnings: Type.Array(Type.String(), { description: 'Things the caller should know, such as a dated deprecation.' }),
+    webhooks: Type.Optional(
+      Type.Array(
+        Type.Object({
+          url: Type.String({ description: 'The receiver (without its query).' }),
+          scope: Type.Enum(['session', 'principal'], { description: 'session: the create body\'s webhook; principal: MSB_WEBHOOK_URLS.' }),
+          lastDelivery: Nullable(
+            Type.Object({
+              at: Timestamp,
+              eventId: Type.String(),
+              ok: Type.Boolean(),
+              status: Nullable(Type.Integer(), { description: 'The receiver\'s HTTP status; null when no answer came.' }),
+              attempts: Type.Integer(),
+              error: Nullable(Type.String(), { description: 'Why the last attempt failed (e.g. HTTP 500, ETIMEDOUT).' }),
+            }),
+          ),
+        }),
+        { description: 'Webhooks that carry this session\'s events, with the last delivery of each.' },
+      ),
+    ),
     authorizationUrl: Type.Optional(Type.String({ description: 'While awaiting_authorization: the sign-in page to open.' })),
   },
   { title: 'Session' },
