@@ -17,6 +17,8 @@ export async function readCapabilities(pop: Pop3Command): Promise<string[] | und
     if (/^-ERR/.test(text) || /\r\n\.\r\n$/.test(text)) done();
   };
   socket.on('data', collect);
+  // a server that hangs up mid-list ends the wait too (the next command then fails on the closed socket)
+  socket.once('close', done);
   try {
     try {
       await pop.command('CAPA');
@@ -26,6 +28,7 @@ export async function readCapabilities(pop: Pop3Command): Promise<string[] | und
     await complete;
   } finally {
     socket.off('data', collect);
+    socket.off('close', done);
   }
   return text.split('\r\n').slice(1, -2).map((line) => line.trim()).filter(Boolean);
 }
