@@ -77,6 +77,8 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'MAIL_HOST_NOT_FOUND',
   'MAIL_TLS_FAILED',
   'MAIL_STARTTLS_UNAVAILABLE',
+  'MAIL_TLS_REQUIRED',
+  'MAIL_PERMANENTLY_UNAVAILABLE',
   'UNSUPPORTED_OPTION',
   'INSECURE_TLS_FORBIDDEN',
   'DESTINATION_FORBIDDEN',
@@ -121,6 +123,12 @@ function summarize(partial: unknown): Record<string, number> {
   return out;
 }
 
+/** The wait an error asks for (retryAfterSeconds), in ms; 0 when it asks for none. */
+function retryAfterMs(err: unknown): number {
+  const seconds = isAppError(err) ? err.extra.retryAfterSeconds : undefined;
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 86_400) * 1000 : 0;
+}
+
 /** A webhook URL as inspect shows it: without its query, which may carry a token of the receiver. */
 function webhookShown(url: URL): string {
   return `${url.origin}${url.pathname}`;
@@ -162,6 +170,8 @@ export class Session {
   #opening: Promise<void> | undefined;
   #attempt = 0;
   #nextAttemptAt: Date | undefined;
+  /** How long the server asked to wait before the next attempt (a POP3 LOGIN-DELAY...), from the last error. */
+  #retryAfterMs = 0;
   #timer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
 
@@ -497,6 +507,7 @@ export class Session {
   #lost(err: unknown): void {
     if (this.#state === 'closed' || this.#awaitAuthorization(err)) return;
     this.#lastError = toSessionError(err);
+    this.#retryAfterMs = retryAfterMs(err);
     this.#logger.warn({ code: this.#lastError.code, detail: this.#lastError.message }, 'connection lost');
     if (this.#state !== 'reconnecting') {
       this.#enter('reconnecting');
@@ -518,7 +529,8 @@ export class Session {
       this.#logger.warn({ code: this.#lastError!.code, attempts: this.#attempt }, 'session failed: not retrying');
       return;
     }
-    const delay = backoffDelay(this.#attempt, this.#options.reconnect);
+    // never sooner than the server asked (retrying a LOGIN-DELAY early only earns another refusal)
+    const delay = Math.max(backoffDelay(this.#attempt, this.#options.reconnect), this.#retryAfterMs);
     this.#nextAttemptAt = new Date(Date.now() + delay);
     this.#timer = setTimeout(() => void this.#reconnect(), delay);
     this.#timer.unref();
@@ -533,6 +545,7 @@ export class Session {
     } catch (err) {
       if (this.#state !== 'reconnecting') return;
       this.#lastError = toSessionError(err);
+      this.#retryAfterMs = retryAfterMs(err);
       this.#logger.info({ attempt: this.#attempt, code: this.#lastError.code }, 'reconnect failed');
       this.#scheduleReconnect();
     }

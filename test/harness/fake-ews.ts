@@ -4,6 +4,9 @@
 // ExchangeImpersonation, and records every request so tests can assert what the service sent.
 // The mail operations (folders, messages, attachments) are in fake-ews-mail.ts, on the mailboxes of
 // fake-ews-store.ts.
+// Hostile mode (`hostile`): every request gets a raw answer of the test's choosing instead (a 500 with
+// an empty, non-XML or truncated body, as a broken Exchange or a load balancer in front of it sends),
+// optionally cut off mid-body by destroying the socket.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +33,33 @@ export interface FakeEwsOptions {
   verifyToken?: (token: string) => TokenPrincipal | undefined;
   /** Inbox counts per mailbox (lower-case SMTP address or Basic username). */
   mailboxes?: Record<string, InboxCounts>;
+}
+
+/** A raw answer for hostile mode. */
+export interface HostileHttpAnswer {
+  status: number;
+  body: string | Buffer;
+  headers?: Record<string, string>;
+  /** Send this many bytes of the body, then destroy the socket (a connection cut mid-answer). */
+  cutAfter?: number;
+}
+
+/** A GetFolder answer that ews-javascript-api accepts, for tests that truncate or mangle it. */
+export function inboxAnswerXml(total = 1, unread = 0): string {
+  return folderResponse({ total, unread });
+}
+
+/** Writes a hostile answer to `res`. Shared with the fake identity provider. */
+export function sendHostile(res: ServerResponse, answer: HostileHttpAnswer): void {
+  const body = Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
+  if (answer.cutAfter !== undefined) {
+    // announce the full length, send part of it, then cut the connection
+    res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+    res.write(body.subarray(0, answer.cutAfter), () => res.destroy());
+    return;
+  }
+  res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+  res.end(body);
 }
 
 export interface EwsRequestRecord {
@@ -72,6 +102,8 @@ export interface FakeEws {
   mailHostility: MailHostility | undefined;
   /** Most entries one FindItem/FindFolder page answers (Exchange Online: 1000). */
   maxFindCount: number;
+  /** When set, every request gets this raw answer, whatever it asked (hostile mode). */
+  hostile: HostileHttpAnswer | undefined;
   close(): Promise<void>;
 }
 
@@ -128,6 +160,7 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     maxFindCount: 1000,
     serial: 0,
     stores: new Map<string, FakeMailbox>(),
+    hostile: undefined as HostileHttpAnswer | undefined,
     mailboxes: Object.fromEntries(Object.entries(options.mailboxes ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
   };
 
@@ -156,6 +189,11 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     record.operation = /<m:(\w+)[\s>]/.exec(body.split(/<\w*:?Body>/)[1] ?? '')?.[1];
     record.folder = attr(body, 'DistinguishedFolderId', 'Id');
 
+    if (state.hostile) {
+      record.status = state.hostile.status;
+      sendHostile(res, state.hostile);
+      return;
+    }
     if (req.method !== 'POST' || !req.url?.toLowerCase().startsWith('/ews/exchange.asmx')) {
       send(404, '');
       return;
@@ -272,6 +310,12 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     },
     set emptyFolders(value) {
       state.emptyFolders = value;
+    },
+    get hostile() {
+      return state.hostile;
+    },
+    set hostile(value) {
+      state.hostile = value;
     },
     close: () =>
       new Promise<void>((resolve) => {

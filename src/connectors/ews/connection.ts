@@ -1,10 +1,10 @@
 import { Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as EwsApi from 'ews-javascript-api';
-import type * as EwsXhr from '@ewsjs/xhr';
 import type { Secret } from '../../domain/secret.js';
 import { AppError } from '../../errors.js';
 import { toEwsError, type EwsItemScope } from './errors.js';
+import { loadEws, type GuardedXhrApi } from './transport.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -37,38 +37,9 @@ export interface EwsSettings {
  */
 export type EwsRequest = <T>(what: string, run: (service: EwsApi.ExchangeService, ews: typeof EwsApi) => Promise<T>, scope?: EwsItemScope) => Promise<T>;
 
-interface EwsModules {
-  ews: typeof EwsApi;
-  /** An XhrApi that remembers the transport error, which the library's rejection keeps only as text. */
-  RecordingXhrApi: new (options: { httpsAgent: Agent; timeout: number; proxy: false; maxContentLength: number }) => EwsXhr.XhrApi & { lastError: unknown };
-}
-
 interface PreparedService {
   service: EwsApi.ExchangeService;
-  xhr: EwsXhr.XhrApi & { lastError: unknown };
-}
-
-let modules: Promise<EwsModules> | undefined;
-
-/** ews-javascript-api costs ~50 MiB and ~0.3 s to load: only when an EWS session first connects. */
-function loadEws(): Promise<EwsModules> {
-  modules ??= Promise.all([import('ews-javascript-api'), import('@ewsjs/xhr')]).then(([ews, xhr]) => {
-    class RecordingXhrApi extends xhr.XhrApi {
-      lastError: unknown;
-      override async xhr(...args: Parameters<EwsXhr.XhrApi['xhr']>) {
-        this.lastError = undefined;
-        try {
-          return await super.xhr(...args);
-        } catch (err) {
-          this.lastError = err;
-          throw err;
-        }
-      }
-    }
-    return { ews, RecordingXhrApi };
-  });
-  modules.catch(() => (modules = undefined));
-  return modules;
+  xhr: GuardedXhrApi;
 }
 
 /**
@@ -145,14 +116,16 @@ export class EwsConnector implements Connector {
     try {
       return await withDeadline(run(service, ews), timeoutMs, what);
     } catch (err) {
-      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets, scope });
+      throw toEwsError(err, {
+        host: s.host, port: s.port, transport: xhr.lastError, unreadable: xhr.unreadable, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets, scope,
+      });
     }
   }
 
   async #prepare(): Promise<PreparedService> {
     if (this.#service) return this.#service;
     const s = this.#settings;
-    const { ews, RecordingXhrApi } = await loadEws();
+    const { ews, GuardedXhrApi } = await loadEws();
     const service = new ews.ExchangeService(ews.ExchangeVersion[s.exchangeVersion as keyof typeof ews.ExchangeVersion]);
     service.Url = new ews.Uri(s.url);
     service.UserAgent = 'mail-session-broker';
@@ -169,7 +142,7 @@ export class EwsConnector implements Connector {
     // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here;
     // maxContentLength bounds every answer: the largest is a download, base64 inside the MIME, base64 again in the XML
     const maxContentLength = 2 * s.limits.maxDownloadBytes + 1024 * 1024;
-    const xhr = new RecordingXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false, maxContentLength });
+    const xhr = new GuardedXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false, maxContentLength });
     service.XHRApi = xhr;
     this.#service = { service, xhr };
     this.#ctx.logger.debug({ url: s.url, version: s.exchangeVersion }, 'EWS service ready');

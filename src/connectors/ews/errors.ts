@@ -6,6 +6,8 @@ export interface EwsErrorContext {
   port: number;
   /** The transport error @ewsjs/xhr saw (axios, with Node's `code`), which the library's rejection drops. */
   transport?: unknown;
+  /** The HTTP status of an answer the library could not read (transport.ts): a 500 that is no SOAP fault, a 456. */
+  unreadable?: number | undefined;
   /** The EWS response code by name (e.g. ErrorAccessDenied) when the library gave it as a number. */
   ewsCode?: string;
   /** Whether the request carried an OAuth2 bearer token (for the advice on a 401). */
@@ -82,11 +84,21 @@ export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
   if (err instanceof AppError) return err;
   const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as Record<string, unknown>;
   const where = `EWS ${ctx.host}:${ctx.port}`;
-  const message = scrub(typeof e.message === 'string' ? e.message : '', ctx.secrets);
-  const status = typeof e.HttpStatusCode === 'number' ? e.HttpStatusCode : undefined;
+  // only Exchange's own words are quoted; the library's other messages are its internals (a TypeError
+  // from parsing a broken answer, "The request failed. ...") and say nothing a caller can act on
+  const message = serverSaid(e) ? scrub(typeof e.message === 'string' ? e.message : '', ctx.secrets) : '';
+  // SoapFaultDetails carries HttpStatusCode; an answer the library did not wrap (a 500 without a fault) is the raw XHR answer
+  const status = typeof e.HttpStatusCode === 'number' ? e.HttpStatusCode : typeof e.status === 'number' ? e.status : undefined;
   const faultCode = typeof e.faultCode === 'string' ? e.faultCode.replace(/^\w+:/, '') : undefined;
   const ewsCode = ctx.ewsCode ?? faultCode;
 
+  if (ctx.unreadable === 456) {
+    return new AppError('MAIL_AUTH_FAILED', `${where}: Exchange says the account is locked (HTTP 456); it must be unlocked before it can be used`);
+  }
+  if (ctx.unreadable !== undefined) {
+    // a transport failure, as far as the session is concerned: retried, never taken for a refusal
+    return new AppError('MAIL_PROTOCOL_ERROR', `${where}: HTTP ${ctx.unreadable} with an answer that is not an EWS SOAP message (an overloaded server or a proxy in front of it?)`);
+  }
   if (status === 401) {
     const advice = ctx.bearer
       ? 'Exchange refused the access token (HTTP 401): check that the app registration has the EWS permission (EWS.AccessAsUser.All, or full_access_as_app with impersonation) and admin consent'
@@ -104,18 +116,25 @@ export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
   }
   // the answer was larger than the bound set on the HTTP client (maxContentLength): a download too large
   const transportMessage = typeof ctx.transport === 'object' && ctx.transport !== null ? String((ctx.transport as ErrorLike).message ?? '') : '';
-  if (/maxContentLength size of \d+ exceeded/.test(`${transportMessage} ${message}`)) {
+  if (/maxContentLength size of \d+ exceeded/.test(`${transportMessage} ${typeof e.message === 'string' ? e.message : ''}`)) {
     return new AppError('DOWNLOAD_TOO_LARGE', `${where}: the answer was larger than this server downloads through EWS (MSB_EWS_MAX_DOWNLOAD_BYTES)`);
   }
-  const code = transportCode(ctx.transport, message);
+  const code = transportCode(ctx.transport, typeof e.message === 'string' ? e.message : '');
   if (code) {
     const mapped = networkCode({ code });
     const why =
       mapped === 'MAIL_TLS_FAILED'
         ? 'the TLS handshake failed (untrusted or mismatched certificate); give the CA in tls.ca or MSB_EXTRA_CA_FILE'
         : explain(mapped);
-    return new AppError(mapped === 'MAIL_PROTOCOL_ERROR' ? 'MAIL_NETWORK_ERROR' : mapped, `${where}: ${why} (${code})${message ? `: ${message}` : ''}`);
+    return new AppError(mapped === 'MAIL_PROTOCOL_ERROR' ? 'MAIL_NETWORK_ERROR' : mapped, `${where}: ${why} (${code})`);
   }
-  return new AppError('MAIL_PROTOCOL_ERROR', `${where}: unexpected answer${message ? `: ${message}` : ''}`);
+  return new AppError('MAIL_PROTOCOL_ERROR', `${where}: unexpected answer${message ? `: ${message}` : ' (not an EWS answer the client could read)'}`);
 }
 
+/**
+ * Whether a rejection's message is Exchange's: a SOAP fault the library parsed (it has a fault code), or
+ * an EWS error response (ServiceResponseException, with the Response it came in).
+ */
+function serverSaid(e: Record<string, unknown>): boolean {
+  return (e.faultCode !== null && e.faultCode !== undefined) || (typeof e.Response === 'object' && e.Response !== null);
+}
