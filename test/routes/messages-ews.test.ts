@@ -427,6 +427,10 @@ describe('EWS sessions: reading mail', () => {
       { name: 'truncated XML', status: 200, body: envelopeStart },
       { name: 'not XML', status: 200, body: 'Service Unavailable' },
       { name: 'HTML 500', status: 500, body: '<html><body><h1>Server Error</h1></body></html>' },
+      // these two ended the process before the guarded transport (an unhandled rejection in the library)
+      { name: 'empty 500', status: 500, body: '' },
+      { name: 'plain-text 500', status: 500, body: 'oops' },
+      { name: 'truncated 500', status: 500, body: envelopeStart },
       { name: 'HTML 502 from a proxy', status: 502, body: '<html><body>Bad gateway</body></html>' },
       {
         name: 'ResponseClass="Error" with an unexpected code',
