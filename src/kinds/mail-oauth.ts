@@ -67,7 +67,7 @@ function trustedMailHost(config: Config, host: string, port: number): boolean {
   return entries.includes(host) || entries.includes(`${host}:${port}`);
 }
 
-/** Microsoft 365 scopes (protocol-notes.md): delegated per protocol; app-only is one resource for both. */
+/** Microsoft 365 scopes (docs/protocol-facts.md): delegated per protocol; app-only is one resource for both. */
 function microsoftScopes(protocol: 'imap' | 'pop3', flow: OAuthFlow): string[] {
   if (flow === 'clientCredentials') return ['https://outlook.office365.com/.default'];
   return [`https://outlook.office.com/${protocol === 'imap' ? 'IMAP' : 'POP'}.AccessAsUser.All`];
