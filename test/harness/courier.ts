@@ -7,7 +7,7 @@
 // server's folder and /run is bound to another; couriertcpd, authdaemond, imaplogin/imapd and
 // courierpop3login/courierpop3d then run as installed. Users live in a userdb (authuserdb, crypt
 // passwords, mail owned by nobody), mail in Maildirs (deliver() writes them directly).
-// Facts (protocol-notes.md, "Other real servers"): CAPA advertises `LOGIN-DELAY 10` (fixed in the
+// Facts (docs/protocol-facts.md, "Other real servers"): CAPA advertises `LOGIN-DELAY 10` (fixed in the
 // binary) but the server does not enforce it; a wrong password is refused after about 5 s.
 // Log lines (couriertcpd's stderr, checked by running it):
 //   INFO: LOGIN, user=alice@example.test, ip=[::ffff:127.0.0.1], port=[53646], protocol=IMAP

@@ -3,7 +3,7 @@
 //
 // `master -C imapd.conf -M cyrus.conf` with every path in a temp dir, on free loopback ports, as the
 // user nobody (`cyrus_user`). Settings follow Debian's stock imapd.conf where it matters for clients
-// (the facts are in shared/docs/protocol-notes.md, "Other real servers"):
+// (the facts are in docs/protocol-facts.md, "Other real servers"):
 //   - popminpoll: 1 (Debian's default): a second POP3 login within a minute is answered
 //     `-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart`, and CAPA says `LOGIN-DELAY 60`;
 //   - virtdomains: userid, users in sasldb (saslpasswd2 of sasl2-bin) as user@domain;

@@ -1,6 +1,6 @@
 // Self-test of the Cyrus and Courier harnesses (cyrus.ts, courier.ts) with the real client libraries,
 // not the service: they serve IMAP and POP3 (plain and TLS), deliver, change passwords, restart, and
-// behave as protocol-notes.md says (Cyrus enforces POP3 LOGIN-DELAY, Courier only advertises it).
+// behave as docs/protocol-facts.md says (Cyrus enforces POP3 LOGIN-DELAY, Courier only advertises it).
 // A missing unpacked package makes these tests FAIL with the hint to run .ci/install-test-deps.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

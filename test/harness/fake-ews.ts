@@ -1,6 +1,6 @@
 // A local HTTPS Exchange Web Services endpoint that speaks enough SOAP for ews-javascript-api to bind the
 // Inbox: GetFolder for the distinguished folder "inbox" answers TotalCount/UnreadCount (the smallest answer
-// the library accepts, see protocol-notes.md). It checks Basic credentials or bearer tokens, honours
+// the library accepts, see docs/protocol-facts.md). It checks Basic credentials or bearer tokens, honours
 // ExchangeImpersonation, and records every request so tests can assert what the service sent.
 // The mail operations (folders, messages, attachments) are in fake-ews-mail.ts, on the mailboxes of
 // fake-ews-store.ts.
