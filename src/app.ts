@@ -109,7 +109,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
-  await app.register(sessionRoutes, { pool, config, services, secrets });
+  await app.register(sessionRoutes, { pool, config, services, secrets, outbound });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
   return app;

@@ -39,8 +39,9 @@ export const ConfigSchema = Type.Object({
   MSB_SECRET_ACCESS: Type.String({ default: '', description: 'Who may read which secrets: principal=glob|glob;other=*. Nothing is readable unless granted (with MSB_AUTH=none, everything).' }),
   MSB_OUTBOUND_ALLOW: Type.String({ default: '', description: 'If set, the only destinations allowed: CIDRs, IPs, host names, *.domain patterns.' }),
   MSB_OUTBOUND_DENY: Type.String({
-    default: '127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,255.255.255.255/32',
-    description: 'Addresses never connected to, checked after DNS resolution (default: loopback, link-local incl. cloud metadata, unspecified, multicast). Private ranges stay allowed: mail servers live there.',
+    default: '127.0.0.0/8,::1/128,::/96,169.254.0.0/16,fe80::/10,100.64.0.0/10,fd00:ec2::254/128,224.0.0.0/4,ff00::/8,255.255.255.255/32',
+    description:
+      'Addresses never connected to, checked after DNS resolution (default: loopback, IPv4-compatible IPv6, link-local incl. cloud metadata 169.254.169.254 and fd00:ec2::254, carrier-grade NAT 100.64.0.0/10 incl. 100.100.100.200, multicast, broadcast). IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses are judged as the IPv4 address they carry. Unspecified addresses (0.0.0.0/8, ::) are always refused. Private ranges stay allowed: mail servers live there.',
   }),
   MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),

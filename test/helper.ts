@@ -22,6 +22,8 @@ export const TEST_ENV: Record<string, string> = {
   MSB_AUTH: 'none',
   MSB_OUTBOUND_DENY: 'none',
   MSB_OUTBOUND_PORTS: '*',
+  // the test servers listen on random ports of loopback: listed, so that their errors are shown in full
+  MSB_OUTBOUND_ALLOW: '127.0.0.0/8,::1,localhost',
   MSB_RATE_LIMIT_PER_MINUTE: '100000',
 };
 

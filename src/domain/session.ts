@@ -101,6 +101,7 @@ export class Session {
   readonly fingerprint: string;
   readonly createdAt = new Date();
   readonly #view: SessionSettingsView;
+  readonly #liveView: (() => SessionSettingsView) | undefined;
   readonly #connector: Connector;
   readonly #options: SessionOptions;
   readonly #logger: Logger;
@@ -123,6 +124,7 @@ export class Session {
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
     this.#view = prepared.view;
+    this.#liveView = prepared.liveView;
     this.#options = options;
     this.#logger = options.logger;
     this.#connector = prepared.createConnector({
@@ -224,6 +226,7 @@ export class Session {
       mailbox: this.#mailbox ?? null,
       warnings: [],
       ...this.#view,
+      ...this.#liveView?.(),
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }

@@ -15,6 +15,8 @@ export interface KindServices {
 /** Who creates the session. OAuth2 kinds keep cached tokens per owner, so one principal never reuses another's sign-in. */
 export interface PrepareContext {
   owner: string;
+  /** Top-level fields given by reference ({"secret": name}) -> name: such a value is shown as `secret:<name>`, never sent as a hint. */
+  refs?: ReadonlyMap<string, string>;
 }
 
 /** Public, secret-free settings of a session, merged into its inspect output. */
@@ -26,6 +28,8 @@ export interface PreparedSession {
   /** Keyed hash of every setting including secrets: equal fingerprints mean "the same settings". */
   fingerprint: string;
   view: SessionSettingsView;
+  /** Public facts learnt while the session runs (e.g. the account that signed in), merged into every view. */
+  liveView?: () => SessionSettingsView;
   /** Mail host, for the per-host session limit. */
   host?: string;
   /** Per-session idle timeout, overriding MSB_IDLE_TIMEOUT_MS. */

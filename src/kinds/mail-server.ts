@@ -117,7 +117,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   }
   const host = normaliseHost(body.host);
   const port = body.port ?? DEFAULT_PORTS[protocol][secure ? 'tls' : 'plain'];
-  const oauth = prepareMailOAuth(body.auth, { protocol, host, port, username: body.username, password: body.password }, config, services, context.owner);
+  const oauth = prepareMailOAuth(body.auth, { protocol, host, port, username: body.username, usernameRef: context.refs?.get('username'), password: body.password }, config, services, context.owner);
   const settings: MailServerSettings = {
     protocol,
     host,

@@ -6,6 +6,8 @@ import { AppError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
 import type { SecretStore } from '../security/secret-store.js';
 import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
+import type { OutboundPolicy } from '../security/outbound-policy.js';
+import { guardSession } from '../security/session-guard.js';
 import type { SessionPool } from '../domain/pool.js';
 import { CreateSessionBody, kindFor } from '../kinds/index.js';
 import type { KindServices } from '../kinds/kind.js';
@@ -18,6 +20,7 @@ export interface SessionRoutesOptions {
   config: Config;
   services: KindServices;
   secrets: SecretStore;
+  outbound: OutboundPolicy;
 }
 
 /** Whose sessions a request acts on: its own, or, for an admin, the `owner` it names. */
@@ -44,7 +47,7 @@ const imapExample = {
 };
 
 /** The session lifecycle routes. Handlers only translate HTTP to pool calls. */
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services, secrets }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (app, { pool, config, services, secrets, outbound }) => {
   app.post(
     '/v1/sessions',
     {
@@ -63,10 +66,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { body, refs } = await resolveSecretRefs(request.body, principalOf(request), secrets);
+      const { body, refs, referenced } = await resolveSecretRefs(request.body, principalOf(request), secrets);
       // the owner keeps cached OAuth2 tokens apart between principals
-      const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name });
-      const prepared = { ...kind, view: showRefs(kind.view, refs) };
+      const kind = kindFor(body.type).prepare(body, config, services, { owner: principalOf(request).name, refs });
+      const prepared = guardSession({ ...kind, view: showRefs(kind.view, refs) }, { outbound, referenced, configuredAuthority: config.MSB_OAUTH_AUTHORITY_HOST });
       const { session, created } = await pool.create(principalOf(request).name, body.name, prepared);
       reply.header('location', `/v1/sessions/${encodeURIComponent(session.name)}`);
       const status = !created ? 200 : session.state === 'awaiting_authorization' ? 202 : 201;
