@@ -11,7 +11,10 @@ const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
  */
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port to listen on.' }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Interface to listen on (all by default).' }),
+  HOST: Type.String({
+    default: '',
+    description: 'Interface to listen on. Empty: every interface (0.0.0.0), except with MSB_AUTH=none, which listens on loopback (localhost) unless HOST is set.',
+  }),
   LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info', description: 'pino level of the service log.' }),
   MSB_MAIL_LOG_LEVEL: Type.Enum(LOG_LEVELS, {
     default: 'warn',
@@ -109,6 +112,22 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** What to run to make an API key; works in the image too (plain JavaScript, or a shell one-liner). */
+export const API_KEY_HINT =
+  'npm run api-key -- <principal> bot (node dist/cli/api-key.js in the image), or: KEY="msb_$(openssl rand -hex 32)"; printf %s "$KEY" | sha256sum | cut -d" " -f1';
+
+/** Settings that are valid one by one but not together. */
+function checkCombinations(config: Config): void {
+  const keys = config.MSB_API_KEYS.trim() !== '';
+  if (config.MSB_AUTH === 'keys' && !keys) {
+    throw new ConfigError(`invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (${API_KEY_HINT}), or set MSB_AUTH=none for development`);
+  }
+  // keys that are silently ignored would leave a deployment open while its operator believes it is protected
+  if (config.MSB_AUTH === 'none' && keys) {
+    throw new ConfigError('invalid configuration: MSB_AUTH=none and MSB_API_KEYS are both set: MSB_AUTH=none would ignore the keys; remove MSB_AUTH=none (or set MSB_AUTH=keys) to use them, or remove MSB_API_KEYS for development');
+  }
+}
+
 /** Reads, converts and validates the configuration from an environment; throws a ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = {}): Config {
   const raw: Record<string, unknown> = {};
@@ -119,9 +138,9 @@ export function loadConfig(env: Record<string, string | undefined> = {}): Config
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
   if (Value.Check(ConfigSchema, withDefaults)) {
-    if (withDefaults.MSB_AUTH === 'keys' && withDefaults.MSB_API_KEYS.trim() === '') {
-      throw new ConfigError('invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (npm run api-key), or set MSB_AUTH=none for development');
-    }
+    checkCombinations(withDefaults);
+    // development mode serves every session and secret without a key: only this machine, unless HOST says otherwise
+    if (withDefaults.HOST === '') withDefaults.HOST = withDefaults.MSB_AUTH === 'none' ? 'localhost' : '0.0.0.0';
     return withDefaults;
   }
   const problems = Value.Errors(ConfigSchema, withDefaults).map((e) => {
