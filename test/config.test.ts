@@ -6,6 +6,7 @@ test('defaults give a config that works on a developer machine (with authenticat
   const config = loadConfig({ MSB_AUTH: 'none' });
   assert.equal(config.PORT, 3000);
   assert.equal(config.LOG_LEVEL, 'info');
+  assert.equal(config.MSB_ALLOW_INSECURE_TLS, false, 'certificate verification cannot be turned off unless the server allows it');
 });
 
 test('without API keys the service listens on loopback unless HOST is set; with keys on every interface', () => {
@@ -20,6 +21,10 @@ test('MSB_AUTH=none with MSB_API_KEYS is refused, naming both: the keys would be
     () => loadConfig({ MSB_AUTH: 'none', MSB_API_KEYS: `bot-a:bot:${'0'.repeat(64)}` }),
     (err: unknown) => err instanceof ConfigError && /MSB_AUTH=none/.test(err.message) && /MSB_API_KEYS/.test(err.message),
   );
+});
+
+test('a header deadline longer than the request deadline is refused', () => {
+  assert.throws(() => loadConfig({ MSB_AUTH: 'none', MSB_HEADERS_TIMEOUT_MS: '20000', MSB_REQUEST_TIMEOUT_MS: '10000' }), /MSB_HEADERS_TIMEOUT_MS=20000.*MSB_REQUEST_TIMEOUT_MS=10000/);
 });
 
 test('values are converted from strings', () => {

@@ -3,13 +3,14 @@ import { Type, type Static } from 'typebox';
 import type { Config } from '../config.js';
 import { ImapConnector } from '../connectors/imap.js';
 import { Pop3Connector } from '../connectors/pop3.js';
-import type { StartTlsMode, TlsSettings } from '../connectors/tls.js';
+import type { TlsSettings } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
 import { CommonSessionFields, CredentialString, SecretString, SessionName, TimeoutsBody } from '../schemas/common.js';
 import type { KindServices, PrepareContext, PreparedSession, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
+import { mailTlsView } from './mail-tls-view.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
 
@@ -94,11 +95,6 @@ function normaliseHost(host: string): string {
   return isIP(lower) ? lower : lower.replace(/\.$/, '');
 }
 
-function tlsMode(secure: boolean, starttls: StartTlsMode): string {
-  if (secure) return 'implicit';
-  return starttls === 'off' ? 'none' : `starttls-${starttls}`;
-}
-
 function prepare(raw: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession {
   // secret references were resolved by the route: every credential is a string here
   const body = raw as Omit<MailServerBody, 'auth'> & { username: string; password?: string; auth?: MailAuthInput };
@@ -148,12 +144,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       port: settings.port,
       secure,
       username: settings.username,
-      tls: {
-        mode: tlsMode(secure, starttls),
-        verifyCertificate,
-        customCa: settings.tls.ca !== undefined,
-        ...(settings.tls.servername ? { servername: settings.tls.servername } : {}),
-      },
+      ...mailTlsView({ secure, starttls, verifyCertificate, customCa: settings.tls.ca !== undefined, servername: settings.tls.servername }),
       timeouts: settings.timeouts,
       ...(oauth ? { auth: oauth.view } : {}),
     },
