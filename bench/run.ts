@@ -544,6 +544,10 @@ function serviceEnv(n: number, opts: Options, extra: Record<string, string> = {}
     MSB_OUTBOUND_DENY: '0.0.0.0/8,169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,255.255.255.255/32',
     MSB_OUTBOUND_PORTS: '*',
     MSB_MAX_SESSIONS: String(n + 100),
+    // one principal holds every session and creates them 50 at a time here
+    MSB_MAX_SESSIONS_PER_PRINCIPAL: String(n + 100),
+    MSB_MAX_CONNECTING_PER_PRINCIPAL: '1000',
+    MSB_MAX_CONNECTIONS: '10000',
     MSB_SUMMARY_MAX_AGE_MS: '3600000',
     MSB_KEEPALIVE_INTERVAL_MS: String(opts.keepaliveMs),
     MSB_RECONNECT_RATE_PER_SEC: String(opts.ratePerSec),

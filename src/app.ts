@@ -14,6 +14,8 @@ import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems
 import { sharedSchemasPlugin } from './plugins/shared-schemas.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { failedRequestsPlugin } from './plugins/failed-requests.js';
+import { FailureLimiter } from './security/failure-limiter.js';
 import { ApiKeys } from './security/api-keys.js';
 import { OutboundPolicy } from './security/outbound-policy.js';
 import { SecretStore } from './security/secret-store.js';
@@ -53,9 +55,18 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Builds the service without listening. Only src/server.ts listens. */
 export async function buildApp(config: Config, deps: AppDependencies = {}) {
   const logger = deps.logger ?? createLogger(config);
+  const failures = new FailureLimiter(config.MSB_FAILED_REQUEST_LIMIT_PER_MINUTE);
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.MSB_BODY_LIMIT_BYTES,
+    // deadlines for receiving a request (not for answering it: a create may take its connect timeout);
+    // Node checks them every connectionsCheckingInterval, so that is kept short
+    requestTimeout: config.MSB_REQUEST_TIMEOUT_MS,
+    http: {
+      headersTimeout: config.MSB_HEADERS_TIMEOUT_MS,
+      requestTimeout: config.MSB_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(1000, config.MSB_HEADERS_TIMEOUT_MS),
+    },
     requestIdHeader: false,
     // a caller's request id is kept only when it is short and plain; otherwise a fresh one is made
     genReqId: (req) => {
@@ -65,11 +76,16 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     // a URL Fastify cannot decode (e.g. "/%") is the client's mistake: answer it like every other one
     // (hooks do not run for these, so the headers every answer carries are set here too)
     frameworkErrors: (error, request, reply) => {
-      reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff');
+      failures.failed(request.ip);
+      reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
       void sendProblem(request, reply, new AppError('MALFORMED_REQUEST', error.message));
     },
-    // a request the HTTP parser rejects never reaches Fastify: answer problem+json on the raw socket
-    clientErrorHandler: writeRawProblem,
+    // a request the HTTP parser rejects never reaches Fastify: answer problem+json on the raw socket (and
+    // count it against the address, like every other refused request)
+    clientErrorHandler: (err, socket) => {
+      if (socket.remoteAddress) failures.failed(socket.remoteAddress);
+      writeRawProblem(err, socket);
+    },
     // long enough that an over-long session name or message id reaches validation (400) instead of the router's 414
     routerOptions: { maxParamLength: 1100 },
     ajv: {
@@ -81,6 +97,9 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // beyond this many sockets Node closes new connections at once: file descriptors stay for the mail sessions
+  app.server.maxConnections = config.MSB_MAX_CONNECTIONS;
 
   const metrics = createMetrics();
   const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
@@ -101,11 +120,24 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   // bots send JSON; anything else is a 415 rather than a string that reaches validation
   app.removeContentTypeParser(['text/plain']);
+  // Bots' HTTP tools send "Content-Type: application/json" on every method, DELETE included, with no body.
+  // An empty JSON body is therefore no body, for every route at once: a route without a body ignores it,
+  // a route that needs one answers VALIDATION_ERROR. Anything else goes to Fastify's own parser (with its
+  // __proto__ / constructor poisoning checks).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser(['application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    return parseJson(request, text, done);
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
-    if (request.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
+    // every answer, not only /v1 ones: a path test missed absolute-form targets (GET http://host/v1/...);
+    // the documentation's static files set their own caching, which replaces this
+    reply.header('cache-control', 'no-store');
   });
   // the HTML pages (Swagger UI, the OAuth2 result page) must not be framed or leak the URL onward
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -128,6 +160,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   await app.register(problemsPlugin);
   await app.register(sharedSchemasPlugin);
+  // before auth: an address that keeps failing is refused before its key is checked
+  await app.register(failedRequestsPlugin, { limiter: failures });
   await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS });
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
   await app.register(openapiPlugin, { publicUrl: config.MSB_PUBLIC_URL });

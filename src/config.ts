@@ -11,18 +11,26 @@ const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
  */
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port to listen on.' }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Interface to listen on (all by default).' }),
+  HOST: Type.String({
+    default: '',
+    description: 'Interface to listen on. Empty: every interface (0.0.0.0), except with MSB_AUTH=none, which listens on loopback (localhost) unless HOST is set.',
+  }),
   LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info', description: 'pino level of the service log.' }),
   MSB_MAIL_LOG_LEVEL: Type.Enum(LOG_LEVELS, {
     default: 'warn',
     description: 'pino level of the mail libraries (imapflow protocol traces at debug/trace; credentials are never logged).',
   }),
   MSB_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536, description: 'Largest accepted request body.' }),
+  MSB_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'Time a client has to send the request line and headers; then 408 and the connection is closed.' }),
+  MSB_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000, description: 'Time a client has to send a whole request, body included (not the time to answer it); then 408 and the connection is closed.' }),
+  MSB_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Most HTTP connections open at once; further connections are closed at once.' }),
   MSB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 15_000, description: 'Default time allowed to connect, greet, upgrade TLS and log in.' }),
   MSB_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Default time allowed for one mail command.' }),
   MSB_SUMMARY_MAX_AGE_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5_000, description: 'Inspect answers from the mailbox summary cached this long; older ones are refreshed live (0 = always live).' }),
   MSB_MAX_SESSIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000, description: 'Most sessions the pool holds.' }),
   MSB_MAX_SESSIONS_PER_HOST: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Most sessions to one mail host (0 = no limit beyond MSB_MAX_SESSIONS).' }),
+  MSB_MAX_SESSIONS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Most sessions one principal (API key) holds, so one bot cannot take every slot of the pool.' }),
+  MSB_MAX_CONNECTING_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50, description: 'Most creates of one principal that may be connecting at once (against a silent server each waits its connect timeout).' }),
   MSB_KEEPALIVE_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000, description: 'IMAP keepalive period (STATUS INBOX, which also refreshes the summary); 0 = off. A dead connection is noticed within this plus MSB_COMMAND_TIMEOUT_MS.' }),
   MSB_CHECK_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000, description: 'Check period of POP3 sessions (login, STAT, QUIT); 0 = off.' }),
   MSB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'How often sessions that cannot be told of new mail (POP3, EWS, Outlook) look for it in their watched folders, for message.new events; 0 = they do not watch. IMAP sessions are told at once (IDLE).' }),
@@ -32,16 +40,23 @@ export const ConfigSchema = Type.Object({
   MSB_RECONNECT_MAX_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'Cap of the reconnect delay.' }),
   MSB_RECONNECT_MAX_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Reconnect attempts before a session is failed (0 = keep trying; permanent errors such as rejected credentials fail at once).' }),
   MSB_RECONNECT_RATE_PER_SEC: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'Most reconnect attempts per second across the pool, so a restarted mail server is not stampeded (0 = no cap).' }),
-  MSB_ALLOW_INSECURE_TLS: Type.Boolean({ default: true, description: 'Whether a session may turn certificate verification off (tls.verifyCertificate=false). Set false in production.' }),
+  MSB_ALLOW_INSECURE_TLS: Type.Boolean({ default: false, description: 'Whether a session may turn certificate verification off (tls.verifyCertificate=false): for test servers with self-signed certificates only.' }),
   MSB_AUTH: Type.Enum(['keys', 'none'], { default: 'keys', description: 'keys: every /v1 route needs an API key from MSB_API_KEYS. none: no authentication, one principal "anonymous" with the admin role: development only, logged loudly.' }),
   MSB_API_KEYS: Type.String({ default: '', description: 'Comma-separated principal:role:sha256hex entries (role bot or admin); `npm run api-key -- NAME ROLE` makes one.' }),
-  MSB_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: 'Requests per minute per principal (per client address before authentication); 0 = off.' }),
+  MSB_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: 'Requests per minute per principal (per client address on routes without a key); 0 = off. /health and /ready are never limited.' }),
+  MSB_FAILED_REQUEST_LIMIT_PER_MINUTE: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 60,
+    description: 'Refused requests (no or wrong API key, invalid or unreadable request) per minute per client address; over it, every request from that address is 429 until the minute ends, before any authentication. 0 = off.',
+  }),
   MSB_SECRETS_DIR: Type.String({ default: '', description: 'Directory of secret files ({"secret": "name"} reads the file "name"), e.g. /run/secrets.' }),
   MSB_SECRET_ACCESS: Type.String({ default: '', description: 'Who may read which secrets: principal=glob|glob;other=*. Nothing is readable unless granted (with MSB_AUTH=none, everything).' }),
   MSB_OUTBOUND_ALLOW: Type.String({ default: '', description: 'If set, the only destinations allowed: CIDRs, IPs, host names, *.domain patterns.' }),
   MSB_OUTBOUND_DENY: Type.String({
-    default: '127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,255.255.255.255/32',
-    description: 'Addresses never connected to, checked after DNS resolution (default: loopback, link-local incl. cloud metadata, unspecified, multicast). Private ranges stay allowed: mail servers live there.',
+    default: '127.0.0.0/8,::1/128,::/96,169.254.0.0/16,fe80::/10,100.64.0.0/10,fd00:ec2::254/128,224.0.0.0/4,ff00::/8,255.255.255.255/32',
+    description:
+      'Addresses never connected to, checked after DNS resolution (default: loopback, IPv4-compatible IPv6, link-local incl. cloud metadata 169.254.169.254 and fd00:ec2::254, carrier-grade NAT 100.64.0.0/10 incl. 100.100.100.200, multicast, broadcast). IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses are judged as the IPv4 address they carry. Unspecified addresses (0.0.0.0/8, ::) are always refused. Private ranges stay allowed: mail servers live there.',
   }),
   MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
   MSB_SEND_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 157_286_400, default: 26_214_400, description: 'Largest message the send routes accept: text, HTML and decoded attachments together (the request body may be a third larger, base64).' }),
@@ -131,6 +146,30 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** What to run to make an API key; works in the image too (plain JavaScript, or a shell one-liner). */
+export const API_KEY_HINT =
+  'npm run api-key -- <principal> bot (node dist/cli/api-key.js in the image), or: KEY="msb_$(openssl rand -hex 32)"; printf %s "$KEY" | sha256sum | cut -d" " -f1';
+
+/** Settings that are valid one by one but not together. */
+function checkCombinations(config: Config): void {
+  const keys = config.MSB_API_KEYS.trim() !== '';
+  if (config.MSB_AUTH === 'keys' && !keys) {
+    throw new ConfigError(`invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (${API_KEY_HINT}), or set MSB_AUTH=none for development`);
+  }
+  // keys that are silently ignored would leave a deployment open while its operator believes it is protected
+  if (config.MSB_AUTH === 'none' && keys) {
+    throw new ConfigError('invalid configuration: MSB_AUTH=none and MSB_API_KEYS are both set: MSB_AUTH=none would ignore the keys; remove MSB_AUTH=none (or set MSB_AUTH=keys) to use them, or remove MSB_API_KEYS for development');
+  }
+  if ((config.MSB_SESSION_STORE_FILE === '') !== (config.MSB_SESSION_STORE_KEY === '')) {
+    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
+  }
+  if (config.MSB_HEADERS_TIMEOUT_MS > config.MSB_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid configuration: MSB_HEADERS_TIMEOUT_MS=${config.MSB_HEADERS_TIMEOUT_MS} is longer than MSB_REQUEST_TIMEOUT_MS=${config.MSB_REQUEST_TIMEOUT_MS}: the headers are part of the request`,
+    );
+  }
+}
+
 /** Reads, converts and validates the configuration from an environment; throws a ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = {}): Config {
   const raw: Record<string, unknown> = {};
@@ -141,12 +180,9 @@ export function loadConfig(env: Record<string, string | undefined> = {}): Config
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
   if (Value.Check(ConfigSchema, withDefaults)) {
-    if ((withDefaults.MSB_SESSION_STORE_FILE === '') !== (withDefaults.MSB_SESSION_STORE_KEY === '')) {
-      throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
-    }
-    if (withDefaults.MSB_AUTH === 'keys' && withDefaults.MSB_API_KEYS.trim() === '') {
-      throw new ConfigError('invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (npm run api-key), or set MSB_AUTH=none for development');
-    }
+    checkCombinations(withDefaults);
+    // development mode serves every session and secret without a key: only this machine, unless HOST says otherwise
+    if (withDefaults.HOST === '') withDefaults.HOST = withDefaults.MSB_AUTH === 'none' ? 'localhost' : '0.0.0.0';
     return withDefaults;
   }
   const problems = Value.Errors(ConfigSchema, withDefaults).map((e) => {

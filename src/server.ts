@@ -1,22 +1,40 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { logDestination } from './log-destination.js';
 import { createLogger } from './logger.js';
+import { installProcessGuard } from './process-guard.js';
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+/** Writes to stderr, where a broken stream must not become an exception of its own. */
+function say(text: string): void {
+  try {
+    process.stderr.write(`mail-session-broker: ${text}\n`);
+  } catch {
+    // nobody is listening
+  }
+}
 
 /** The only module that reads the environment, handles signals and listens. */
 async function main(): Promise<void> {
+  process.stderr.on('error', () => {});
   let config;
   try {
     config = loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`mail-session-broker: ${err.message}\n`);
+      say(err.message);
       process.exit(78); // EX_CONFIG
     }
     throw err;
   }
-  const logger = createLogger(config);
+  const destination = logDestination();
+  const logger = createLogger(config, destination);
+  installProcessGuard(logger);
   const app = await buildApp(config, { logger, secretEnv: process.env });
 
+  // The shutdown deadline and the second signal never depend on the logger: the destination never blocks,
+  // and the timer is armed before anything is logged.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -24,15 +42,17 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal, timeoutMs: config.MSB_SHUTDOWN_TIMEOUT_MS }, 'shutting down: logging out of every session');
-    const timer = setTimeout(() => {
+    const deadline = Date.now() + config.MSB_SHUTDOWN_TIMEOUT_MS;
+    setTimeout(() => {
       logger.error('shutdown took too long: exiting anyway');
       process.exit(1);
     }, config.MSB_SHUTDOWN_TIMEOUT_MS);
-    timer.unref();
+    logger.info({ signal, timeoutMs: config.MSB_SHUTDOWN_TIMEOUT_MS }, 'shutting down: logging out of every session');
     app.close().then(
-      () => {
+      async () => {
         logger.info('shut down cleanly');
+        // the last lines get a moment to reach a slow reader, never the whole deadline
+        await destination.flush(Math.min(1000, Math.max(0, deadline - Date.now()) / 2));
         process.exit(0);
       },
       (err: unknown) => {
@@ -44,10 +64,16 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  if (config.MSB_AUTH === 'none' && !LOOPBACK.has(config.HOST)) {
+    logger.warn(
+      { host: config.HOST },
+      `NO AUTHENTICATION ON ${config.HOST}: MSB_AUTH=none with HOST=${config.HOST} serves every session and every readable secret to anyone who reaches this port. Development only; without HOST it listens on loopback.`,
+    );
+  }
   await app.listen({ port: config.PORT, host: config.HOST });
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`mail-session-broker: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  say(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -13,8 +13,8 @@ export interface TestApp {
 export const allLogs: string[] = [];
 
 /**
- * Test defaults: no API keys (tests of authentication set MSB_AUTH=keys), and an outbound policy that
- * lets the service reach the test servers on loopback and their random ports.
+ * Test defaults: no API keys (tests of authentication set MSB_AUTH=keys), an outbound policy that lets the
+ * service reach the test servers on loopback and their random ports, and limits high enough for the suites.
  */
 export const TEST_ENV: Record<string, string> = {
   LOG_LEVEL: 'trace',
@@ -22,7 +22,12 @@ export const TEST_ENV: Record<string, string> = {
   MSB_AUTH: 'none',
   MSB_OUTBOUND_DENY: 'none',
   MSB_OUTBOUND_PORTS: '*',
+  // the test servers listen on random ports of loopback: listed, so that their errors are shown in full
+  MSB_OUTBOUND_ALLOW: '127.0.0.0/8,::1,localhost',
   MSB_RATE_LIMIT_PER_MINUTE: '100000',
+  MSB_FAILED_REQUEST_LIMIT_PER_MINUTE: '100000',
+  // the test servers have self-signed certificates; production defaults to false
+  MSB_ALLOW_INSECURE_TLS: 'true',
 };
 
 /** Builds the app with test settings, captures its logs, and closes it when the test ends. */

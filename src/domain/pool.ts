@@ -38,6 +38,9 @@ const keyOf = (owner: string, name: string) => `${owner}\u0000${name}`;
 export class SessionPool {
   readonly #sessions = new Map<string, Session>();
   readonly #hosts = new Map<Session, string>();
+  /** Sessions per owner, and the owner's creates still connecting: the per-principal limits. */
+  readonly #owned = new Map<string, number>();
+  readonly #connecting = new Map<string, number>();
   readonly #options: PoolOptions;
   readonly #limiter: RateLimiter;
   readonly #store: SessionStore;
@@ -65,10 +68,12 @@ export class SessionPool {
       await existing.open();
       return { session: existing, created: false };
     }
-    this.#checkLimits(prepared.host);
+    this.#checkLimits(owner, prepared.host);
     const session = new Session(owner, name, prepared, this.#sessionOptions(owner, name, prepared));
     this.#sessions.set(key, session);
+    bump(this.#owned, owner, 1);
     if (prepared.host) this.#hosts.set(session, prepared.host);
+    bump(this.#connecting, owner, 1);
     try {
       await session.open();
     } catch (err) {
@@ -77,6 +82,8 @@ export class SessionPool {
       this.#forget(session);
       await session.close();
       throw err;
+    } finally {
+      bump(this.#connecting, owner, -1);
     }
     this.#persist(session, prepared);
     return { session, created: true };
@@ -131,6 +138,7 @@ export class SessionPool {
     const sessions = this.list();
     this.#sessions.clear();
     this.#hosts.clear();
+    this.#owned.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
   }
 
@@ -147,12 +155,30 @@ export class SessionPool {
 
   #forget(session: Session): void {
     const key = keyOf(session.owner, session.name);
-    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+    if (this.#sessions.get(key) === session) {
+      this.#sessions.delete(key);
+      bump(this.#owned, session.owner, -1);
+    }
     this.#hosts.delete(session);
   }
 
-  #checkLimits(host: string | undefined): void {
-    const { MSB_MAX_SESSIONS: max, MSB_MAX_SESSIONS_PER_HOST: perHost } = this.#options.config;
+  #checkLimits(owner: string, host: string | undefined): void {
+    const c = this.#options.config;
+    const { MSB_MAX_SESSIONS: max, MSB_MAX_SESSIONS_PER_HOST: perHost } = c;
+    // the principal's own limits first: one bot must not be able to take every slot of the pool
+    if ((this.#owned.get(owner) ?? 0) >= c.MSB_MAX_SESSIONS_PER_PRINCIPAL) {
+      throw new AppError(
+        'SESSION_QUOTA_EXCEEDED',
+        `principal "${owner}" holds its maximum of ${c.MSB_MAX_SESSIONS_PER_PRINCIPAL} sessions (MSB_MAX_SESSIONS_PER_PRINCIPAL): close one first`,
+      );
+    }
+    if ((this.#connecting.get(owner) ?? 0) >= c.MSB_MAX_CONNECTING_PER_PRINCIPAL) {
+      throw new AppError(
+        'SESSION_QUOTA_EXCEEDED',
+        `principal "${owner}" has ${c.MSB_MAX_CONNECTING_PER_PRINCIPAL} sessions connecting at once, its maximum (MSB_MAX_CONNECTING_PER_PRINCIPAL): wait for them to connect or fail`,
+        { retryAfterSeconds: 5 },
+      );
+    }
     if (this.#sessions.size >= max) {
       throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${max} sessions`, { retryAfterSeconds: 30 });
     }
@@ -190,4 +216,11 @@ export class SessionPool {
       },
     };
   }
+}
+
+/** Adds `delta` to a per-owner count, dropping owners that reach 0 so the map does not grow with every principal ever seen. */
+function bump(counts: Map<string, number>, owner: string, delta: number): void {
+  const next = (counts.get(owner) ?? 0) + delta;
+  if (next > 0) counts.set(owner, next);
+  else counts.delete(owner);
 }

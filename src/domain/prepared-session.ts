@@ -10,6 +10,8 @@ export interface PreparedSession {
   /** Keyed hash of every setting including secrets: equal fingerprints mean "the same settings". */
   fingerprint: string;
   view: SessionSettingsView;
+  /** Public facts learnt while the session runs (e.g. the account that signed in), merged into every view. */
+  liveView?: () => SessionSettingsView;
   /** Mail host, for the per-host session limit. */
   host?: string;
   /** Per-session idle timeout, overriding MSB_IDLE_TIMEOUT_MS. */

@@ -157,6 +157,7 @@ export class Session {
   readonly createdAt = new Date();
   readonly #deliveries = new Map<string, { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }>();
   readonly #view: SessionSettingsView;
+  readonly #liveView: (() => SessionSettingsView) | undefined;
   readonly #connector: Connector;
   readonly #options: SessionOptions;
   readonly #logger: Logger;
@@ -184,6 +185,7 @@ export class Session {
     this.#watch = prepared.watch ?? ['INBOX'];
     if (prepared.webhook) this.#deliveries.set('session', { url: webhookShown(prepared.webhook.url), scope: 'session', lastDelivery: null });
     this.#view = prepared.view;
+    this.#liveView = prepared.liveView;
     this.#options = options;
     this.#logger = options.logger;
     this.#connector = prepared.createConnector({
@@ -377,6 +379,7 @@ export class Session {
       warnings: [],
       ...this.#view,
       ...(this.#deliveries.size > 0 ? { webhooks: [...this.#deliveries.values()] } : {}),
+      ...this.#liveView?.(),
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }

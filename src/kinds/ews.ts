@@ -101,6 +101,8 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   if (auth.impersonate !== undefined && flow !== 'clientCredentials') throw invalidSettings('/body/auth/impersonate', 'is only used by the clientCredentials flow');
 
   const password = body.password !== undefined ? new Secret(body.password) : undefined;
+  const usernameRef = context.refs?.get('username');
+  const shownUsername = usernameRef !== undefined ? `secret:${usernameRef}` : body.username;
   const app: OAuthApp | undefined = oauth2 ? resolveOAuthApp(auth, flow!, endpoint, config, context.owner) : undefined;
   const mailbox = flow === 'clientCredentials' ? (auth.impersonate ?? body.username) : body.username;
   const settings: EwsSettings = {
@@ -156,7 +158,8 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
             tenantId: app.tenantId,
             authorityHost: app.authorityHost,
             clientSecretSource: secretSource,
-            ...(settings.impersonate ? { impersonate: settings.impersonate } : {}),
+            // the default is the username: shown as its reference when it came by one
+            ...(settings.impersonate ? { impersonate: auth.impersonate ?? shownUsername } : {}),
           }
         : { type: 'basic' },
       tls: { mode: 'https', verifyCertificate: true, customCa: settings.ca !== undefined },
@@ -168,7 +171,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       const tokens = app
         ? new TokenSource(
             services.oauth,
-            { sessionName: body.name, app, flow: flow!, scopes, username: body.username, password },
+            { sessionName: body.name, app, flow: flow!, scopes, username: body.username, usernameRef, password },
             { resume: ctx.resume, logger: ctx.logger },
           )
         : undefined;

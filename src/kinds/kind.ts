@@ -19,6 +19,8 @@ export interface KindServices {
 /** Who creates the session. OAuth2 kinds keep cached tokens per owner, so one principal never reuses another's sign-in. */
 export interface PrepareContext {
   owner: string;
+  /** Top-level fields given by reference ({"secret": name}) -> name: such a value is shown as `secret:<name>`, never sent as a hint. */
+  refs?: ReadonlyMap<string, string>;
 }
 
 /**

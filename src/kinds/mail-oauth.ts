@@ -58,6 +58,8 @@ export interface MailOAuthTarget {
   host: string;
   port: number;
   username: string;
+  /** The secret's name when the username came by reference (never sent as a login hint). */
+  usernameRef?: string | undefined;
   password: string | undefined;
 }
 
@@ -109,7 +111,7 @@ function microsoft(auth: MailAuthInput, target: MailOAuthTarget, config: Config,
   const source = secretSource(app, auth);
   return {
     tokens: (ctx, sessionName) =>
-      new TokenSource(services.oauth, { sessionName, app, flow, scopes, username: target.username, password }, { resume: ctx.resume, logger: ctx.logger }),
+      new TokenSource(services.oauth, { sessionName, app, flow, scopes, username: target.username, usernameRef: target.usernameRef, password }, { resume: ctx.resume, logger: ctx.logger }),
     view: { type: 'oauth2', provider: 'microsoft', flow, clientId: app.clientId, tenantId: app.tenantId, authorityHost: app.authorityHost, clientSecretSource: source, scope: scopes.join(' ') },
     fingerprint: { ...app, clientSecret: app.clientSecret?.reveal(), flow, source, password: target.password },
   };

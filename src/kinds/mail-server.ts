@@ -13,6 +13,7 @@ import { ref, shared } from '../schemas/shared.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
+import { mailTlsView } from './mail-tls-view.js';
 
 /** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
 
@@ -88,11 +89,6 @@ function normaliseHost(host: string): string {
   return isIP(lower) ? lower : lower.replace(/\.$/, '');
 }
 
-function tlsMode(secure: boolean, starttls: StartTlsMode): string {
-  if (secure) return 'implicit';
-  return starttls === 'off' ? 'none' : `starttls-${starttls}`;
-}
-
 function prepare(raw: { type: string } & Record<string, unknown>, config: Config, services: KindServices, context: PrepareContext): PreparedSession {
   // secret references were resolved by the route: every credential is a string here
   const body = raw as Omit<MailServerBody, 'auth'> & { username: string; password?: string; auth?: MailAuthInput };
@@ -111,7 +107,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   }
   const host = normaliseHost(body.host);
   const port = body.port ?? DEFAULT_PORTS[protocol][secure ? 'tls' : 'plain'];
-  const oauth = prepareMailOAuth(body.auth, { protocol, host, port, username: body.username, password: body.password }, config, services, context.owner);
+  const oauth = prepareMailOAuth(body.auth, { protocol, host, port, username: body.username, usernameRef: context.refs?.get('username'), password: body.password }, config, services, context.owner);
   const settings: MailServerSettings = {
     protocol,
     host,
@@ -142,12 +138,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       port: settings.port,
       secure,
       username: settings.username,
-      tls: {
-        mode: tlsMode(secure, starttls),
-        verifyCertificate,
-        customCa: settings.tls.ca !== undefined,
-        ...(settings.tls.servername ? { servername: settings.tls.servername } : {}),
-      },
+      ...mailTlsView({ secure, starttls, verifyCertificate, customCa: settings.tls.ca !== undefined, servername: settings.tls.servername }),
       timeouts: settings.timeouts,
       ...(oauth ? { auth: oauth.view } : {}),
     },

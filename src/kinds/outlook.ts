@@ -136,6 +136,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
     parseMaxBytes: PARSE_MAX_BYTES,
   };
   const source = secretSource(app, auth);
+  let signedIn: TokenSource | undefined;
 
   return {
     type: 'outlook',
@@ -160,12 +161,23 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       warnings: [],
     },
     logBindings: { host: origin.hostname, port, authFlow: flow },
+    // without a username anyone who opens the sign-in link chooses the mailbox: inspect shows whose it became
+    ...(flow === 'authorizationCode' && body.username === undefined ? { liveView: () => (signedIn?.account ? { signedInAs: signedIn.account } : {}) } : {}),
     createConnector: (ctx) => {
       const tokens = new TokenSource(
         services.oauth,
-        { sessionName: body.name, app, flow, scopes, username: flow === 'clientCredentials' ? mailbox! : (body.username ?? ''), password },
+        {
+          sessionName: body.name,
+          app,
+          flow,
+          scopes,
+          username: flow === 'clientCredentials' ? mailbox! : (body.username ?? ''),
+          usernameRef: context.refs?.get('username'),
+          password,
+        },
         { resume: ctx.resume, logger: ctx.logger },
       );
+      signedIn = tokens;
       return new GraphConnector(settings, ctx, tokens, services.graphLimiter);
     },
   };

@@ -6,6 +6,7 @@ import type { OutboundPolicy } from '../security/outbound-policy.js';
 import { resolveSecretRefs, showRefs } from '../security/resolve-refs.js';
 import type { SecretStore } from '../security/secret-store.js';
 import { webhookTarget } from '../security/webhook-target.js';
+import { guardSession } from '../security/session-guard.js';
 import { kindFor } from './index.js';
 import type { KindServices } from './kind.js';
 
@@ -22,11 +23,11 @@ export interface PrepareDependencies {
  * path serves POST /v1/sessions and the restore of stored sessions after a restart.
  */
 export async function prepareSession(definition: { name: string; type: string } & Record<string, unknown>, principal: Principal, deps: PrepareDependencies): Promise<PreparedSession> {
-  const { body, refs } = await resolveSecretRefs(definition, principal, deps.secrets);
+  const { body, refs, referenced } = await resolveSecretRefs(definition, principal, deps.secrets);
   // the owner keeps cached OAuth2 tokens apart between principals
-  const kind = kindFor(body.type).prepare(body, deps.config, deps.services, { owner: principal.name });
+  const kind = kindFor(body.type).prepare(body, deps.config, deps.services, { owner: principal.name, refs });
   const webhook = body.webhook ? await webhookTarget(body.webhook as { url: string; secret: string }, deps.outbound, '/webhook') : undefined;
-  return {
+  const prepared: PreparedSession = {
     ...kind,
     view: showRefs(kind.view, refs),
     definition,
@@ -34,4 +35,6 @@ export async function prepareSession(definition: { name: string; type: string } 
     // the webhook is part of the settings: the same name with another receiver or secret is a conflict
     ...(webhook ? { webhook, fingerprint: fingerprint({ settings: kind.fingerprint, webhook: [webhook.url.href, webhook.secret.reveal()] }) } : {}),
   };
+  // what failures may say about the destination, and values given by reference shown as their reference
+  return guardSession(prepared, { outbound: deps.outbound, referenced, configuredAuthority: deps.config.MSB_OAUTH_AUTHORITY_HOST });
 }

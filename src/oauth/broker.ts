@@ -43,7 +43,16 @@ interface CodeRequest {
   scopes: string[];
   verifier: string;
   nonce: string;
-  loginHint: string | undefined;
+  expected: ExpectedAccount | undefined;
+}
+
+/** The only account a sign-in may attach (the session's username). */
+export interface ExpectedAccount {
+  username: string;
+  /** false when the username came by reference: the sign-in URL, which the caller reads, must not carry it. */
+  sendHint: boolean;
+  /** How messages name it: the username, or `secret:<name>`. */
+  shownAs: string;
 }
 
 export interface CallbackQuery {
@@ -129,10 +138,11 @@ export class OAuthBroker {
    * Starts a sign-in (authorization code + PKCE) for an owner; returns the URL a person opens. `shown`:
    * the URL becomes the session's authorizationUrl (false for a renewal through /authorize).
    */
-  async beginAuthorization(app: OAuthApp, scopes: string[], owner: AuthorizationOwner, loginHint?: string, shown = true): Promise<string> {
+  async beginAuthorization(app: OAuthApp, scopes: string[], owner: AuthorizationOwner, expected?: ExpectedAccount, shown = true): Promise<string> {
     this.#store.warnIfVolatile();
     const verifier = randomBytes(32).toString('base64url');
-    const request: CodeRequest = { app, scopes, verifier, nonce: randomUUID(), loginHint };
+    const request: CodeRequest = { app, scopes, verifier, nonce: randomUUID(), expected };
+    const loginHint = expected?.sendHint ? expected.username : undefined;
     const state = this.#pending.newState();
     const url = await this.#run(app, 'authorize', (entry) =>
       entry.msal.getAuthCodeUrl({
@@ -171,7 +181,7 @@ export class OAuthBroker {
    * verifier, and lets the session connect with the result. Resolves with the session's name and, when
    * it did not connect, why not.
    */
-  async complete(query: CallbackQuery): Promise<{ sessionName: string; error?: AppError; awaiting?: boolean }> {
+  async complete(query: CallbackQuery): Promise<{ sessionName: string; error?: AppError; awaiting?: boolean; account?: string }> {
     const pending = this.#pending.take(query.state);
     const { owner, data } = pending;
     let outcome: Parameters<AuthorizationOwner['complete']>[0];
@@ -189,8 +199,10 @@ export class OAuthBroker {
     this.#options.logger.info({ session: owner.sessionName, ok: 'account' in outcome, code: 'error' in outcome ? outcome.error.code : undefined }, 'OAuth2 callback');
     try {
       await owner.complete(outcome);
-      // connected, unless connecting asked for yet another sign-in
-      return { sessionName: owner.sessionName, awaiting: this.#pending.liveFor(owner) !== undefined };
+      // connected, unless connecting asked for yet another sign-in; the page names the account that signed in,
+      // so whoever opened the link sees which mailbox the session now reads (as its reference when it came by one)
+      const account = 'account' in outcome ? (data.expected?.sendHint === false ? data.expected.shownAs : outcome.account.username) : undefined;
+      return { sessionName: owner.sessionName, awaiting: this.#pending.liveFor(owner) !== undefined, ...(account ? { account } : {}) };
     } catch (err) {
       return { sessionName: owner.sessionName, error: isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'the session could not connect') };
     }
@@ -219,12 +231,13 @@ export class OAuthBroker {
       });
       const account = result.account;
       if (!account) throw new AppError('OAUTH_PROVIDER_ERROR', `identity provider ${request.app.authorityHost} returned no account (no id_token)`);
-      if (request.loginHint && account.username.toLowerCase() !== request.loginHint.toLowerCase()) {
+      const expected = request.expected;
+      if (expected && account.username.toLowerCase() !== expected.username.toLowerCase()) {
         // tokens nobody asked for are not kept
         await entry.msal.getTokenCache().removeAccount(account);
         throw new AppError(
           'OAUTH_ACCOUNT_MISMATCH',
-          `signed in as ${account.username}, but session "${sessionName}" is for ${request.loginHint}: sign in with that account (GET /v1/sessions/${sessionName}/authorize), or create the session with the right username`,
+          `signed in as ${account.username}, but session "${sessionName}" is for ${expected.shownAs}: sign in with that account (GET /v1/sessions/${sessionName}/authorize), or create the session with the right username`,
         );
       }
       return { homeAccountId: account.homeAccountId, username: account.username };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Secret } from '../domain/secret.js';
 import { AppError } from '../errors.js';
-import type { OAuthBroker } from './broker.js';
+import type { ExpectedAccount, OAuthBroker } from './broker.js';
 import type { AuthorizationOwner } from './pending-authorizations.js';
 import type { AccountRef, OAuthApp, OAuthFlow } from './types.js';
 
@@ -12,6 +12,11 @@ export interface TokenSourceSpec {
   scopes: string[];
   /** The mailbox user: login hint and expected account (authorizationCode), ROPC username. */
   username: string;
+  /**
+   * The secret's name when `username` came by reference: the value is then never put in the sign-in URL
+   * (login_hint, which the caller reads in authorizationUrl) and messages show `secret:<name>` instead.
+   */
+  usernameRef?: string | undefined;
   /** ROPC only. */
   password?: Secret | undefined;
 }
@@ -67,13 +72,25 @@ export class TokenSource implements AuthorizationOwner {
     }
     if (silent.kind === 'interaction') this.#ctx.logger.info({ reason: silent.reason }, 'the stored sign-in cannot be refreshed: a new sign-in is needed');
     this.#account = undefined;
-    const authorizationUrl = await this.#broker.beginAuthorization(app, scopes, this, this.#spec.username);
+    const authorizationUrl = await this.#broker.beginAuthorization(app, scopes, this, this.#expected());
     const name = this.sessionName;
     throw new AppError(
       'AUTHORIZATION_REQUIRED',
-      `session "${name}" waits for an OAuth2 sign-in by ${this.#spec.username || 'the mailbox owner'}${silent.kind === 'interaction' ? ' (the stored sign-in can no longer be refreshed)' : ''}: open authorizationUrl, or GET /v1/sessions/${name}/authorize, in a browser`,
+      `session "${name}" waits for an OAuth2 sign-in by ${this.#expected()?.shownAs ?? 'the mailbox owner'}${silent.kind === 'interaction' ? ' (the stored sign-in can no longer be refreshed)' : ''}: open authorizationUrl, or GET /v1/sessions/${name}/authorize, in a browser`,
       { authorizationUrl },
     );
+  }
+
+  /** The account that has signed in, once one has (what inspect shows of an unpinned session). */
+  get account(): string | undefined {
+    return this.#account?.username;
+  }
+
+  /** Who must sign in: the session's username, shown as its reference when it came by one. */
+  #expected(): ExpectedAccount | undefined {
+    const { username, usernameRef } = this.#spec;
+    if (!username) return undefined;
+    return { username, sendHint: usernameRef === undefined, shownAs: usernameRef === undefined ? username : `secret:${usernameRef}` };
   }
 
   /** Called by the redirect endpoint (through the broker) with the sign-in's outcome. */
@@ -84,8 +101,8 @@ export class TokenSource implements AuthorizationOwner {
   }
 
   renewAuthorization(): Promise<string> {
-    const { app, scopes, username } = this.#spec;
-    return this.#broker.beginAuthorization(app, scopes, this, username, false);
+    const { app, scopes } = this.#spec;
+    return this.#broker.beginAuthorization(app, scopes, this, this.#expected(), false);
   }
 
   /** Withdraws a pending sign-in (the session is closing). */

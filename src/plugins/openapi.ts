@@ -106,11 +106,15 @@ export const openapiPlugin = fp(
       transformSpecification: (document) => ({ ...document, servers: undefined }),
       // a Content-Security-Policy with hashes of Swagger UI's own inline scripts and styles
       staticCSP: true,
-      // Swagger UI's React components set style attributes, which a hash cannot allow; scripts stay hash-only
+      // Swagger UI's React components set style attributes, which a hash cannot allow; scripts stay hash-only.
+      // upgrade-insecure-requests goes: the service is often reached over plain HTTP inside a network, where
+      // a browser on another machine would fetch every asset over https and show a blank page (browsers
+      // exempt only loopback names from the upgrade, which is why it went unnoticed on localhost)
       transformStaticCSP: (header) =>
         header
           .replace(/style-src [^;]*/, "style-src 'self' 'unsafe-inline'")
-          .replace(/frame-ancestors [^;]*/, "frame-ancestors 'none'"),
+          .replace(/frame-ancestors [^;]*/, "frame-ancestors 'none'")
+          .replace(/\s*upgrade-insecure-requests\s*;?/, ''),
       uiConfig: { tryItOutEnabled: true, displayRequestDuration: true, persistAuthorization: false },
     });
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

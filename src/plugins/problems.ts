@@ -5,6 +5,7 @@ import { AppError, errorCatalog, isAppError, problemType, type ErrorCode } from 
 import { sessionTypes } from '../kinds/index.js';
 import { NO_CONTROLS_PATTERN } from '../schemas/common.js';
 import type { Problem } from '../schemas/problem.js';
+import { requestPath } from './request-path.js';
 
 /** Fastify's own client errors, by their code, and what they are in our registry. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -69,7 +70,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     status: error.status,
     detail: error.message,
     code: error.code,
-    instance: request.url.split('?')[0] ?? request.url,
+    instance: requestPath(request.url),
     requestId: String(request.id),
     ...error.extra,
   };
@@ -91,7 +92,7 @@ export const problemsPlugin = fp(
       routes.set(route.url, entry);
     });
     const notFound = (request: FastifyRequest, reply: FastifyReply) => {
-      const path = request.url.split('?')[0] ?? request.url;
+      const path = requestPath(request.url);
       const allowed = [...routes.values()].filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]);
       if (allowed.length > 0) {
         const allow = [...new Set(allowed)].sort().join(', ');
@@ -115,21 +116,30 @@ export const problemsPlugin = fp(
   { name: 'problems' },
 );
 
+/** Errors of Node's HTTP server (parser, deadlines) by their code, and what they are in our registry. */
+const RAW_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'HEADERS_TOO_LARGE',
+  // a client too slow to send its headers or its request (a slowloris): Node's deadline closes the socket
+  ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+};
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
 /** Answers an HTTP parse error (bad header bytes, headers too large) on the raw socket, as problem+json. */
 export function writeRawProblem(err: Error & { code?: string; rawPacket?: unknown }, socket: import('node:stream').Duplex): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'MALFORMED_REQUEST';
+  const code: ErrorCode = RAW_CODES[err.code ?? ''] ?? 'MALFORMED_REQUEST';
   const { status, title } = errorCatalog[code];
   const requestId = randomUUID();
   // the path of the request line, when there is a plain one; else the root, so the body keeps its shape
   const line = /^[^\r\n/]{0,32}(\/[\x21-\x7e]{0,2048})[ \r\n]/.exec(Buffer.isBuffer(err.rawPacket) ? err.rawPacket.toString('latin1') : '');
   const instance = line?.[1]?.split('?')[0] ?? '/';
-  const body = JSON.stringify({ type: problemType(code), title, status, detail: 'the HTTP request could not be parsed', code, instance, requestId });
+  const detail = code === 'REQUEST_TIMEOUT' ? 'the request was not received in time (MSB_HEADERS_TIMEOUT_MS, MSB_REQUEST_TIMEOUT_MS)' : 'the HTTP request could not be parsed';
+  const body = JSON.stringify({ type: problemType(code), title, status, detail, code, instance, requestId });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\n` +
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Bad Request'}\r\nConnection: close\r\n` +
       `Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );

@@ -40,6 +40,7 @@ const CallbackResult = shared(
     session: SessionName,
     state: { ...ref(SessionStateSchema), description: 'The session state after the sign-in: connected, or awaiting_authorization if yet another sign-in is needed.' },
     message: Type.String(),
+    account: Type.Optional(Type.String({ description: 'The account that signed in: the mailbox the session now reads (`secret:<name>` when its username came by reference).' })),
   }),
 );
 
@@ -134,8 +135,13 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async 
         const state = result.awaiting ? 'awaiting_authorization' : 'connected';
         const message = result.awaiting
           ? `Session "${result.sessionName}" needs another sign-in: open its authorization URL again.`
-          : `Session "${result.sessionName}" is connected.`;
-        if (json) return reply.code(200).type('application/json').send({ session: result.sessionName, state, message });
+          : `Session "${result.sessionName}" is connected${result.account ? ` to the mailbox of ${result.account}` : ''}.`;
+        if (json) {
+          return reply
+            .code(200)
+            .type('application/json')
+            .send({ session: result.sessionName, state, message, ...(result.account && !result.awaiting ? { account: result.account } : {}) });
+        }
         return reply.code(200).type('text/html; charset=utf-8').send(renderCallbackPage({ ok: !result.awaiting, title: result.awaiting ? 'Another sign-in is needed' : 'Connected', message }));
       } catch (err) {
         const error = toAppError(err);

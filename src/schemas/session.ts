@@ -70,6 +70,11 @@ export const SessionSchema = shared(
       ),
       timeouts: Type.Optional(Type.Object({ connectMs: Type.Integer(), commandMs: Type.Integer() })),
       url: Type.Optional(Type.String({ description: 'EWS: the endpoint the session talks to; outlook: the Graph Inbox resource it reads.' })),
+      signedInAs: Type.Optional(
+        Type.String({
+          description: 'outlook without username: the account that signed in, i.e. whose mailbox the session reads. Give username at create to pin the account instead.',
+        }),
+      ),
       mailboxUser: Type.Optional(Type.String({ description: 'outlook: the mailbox opened through /users/{id} (app-only, or a shared mailbox); absent for the signed-in user\'s own (/me).' })),
       domain: Type.Optional(Type.String({ description: 'EWS: the domain the endpoint was derived from, when given.' })),
       exchangeVersion: Type.Optional(Type.String({ description: 'EWS: the RequestServerVersion sent.', examples: ['Exchange2013'] })),

@@ -1,10 +1,13 @@
 import type { Principal } from './api-keys.js';
 import { isSecretRef, type SecretStore } from './secret-store.js';
+import type { ReferencedValue } from './session-guard.js';
 
 export interface ResolvedBody<T> {
   body: T;
   /** Top-level field -> secret name, for the fields that were given as references. */
   refs: Map<string, string>;
+  /** Every value that came by reference, at any depth, with its name: shown as `secret:<name>` wherever a caller reads it. */
+  referenced: ReferencedValue[];
 }
 
 /**
@@ -13,10 +16,13 @@ export interface ResolvedBody<T> {
  */
 export async function resolveSecretRefs<T>(body: T, principal: Principal, store: SecretStore): Promise<ResolvedBody<T>> {
   const refs = new Map<string, string>();
+  const referenced: ReferencedValue[] = [];
   const walk = async (value: unknown, path: string[]): Promise<unknown> => {
     if (isSecretRef(value)) {
       if (path.length === 1) refs.set(path[0]!, value.secret);
-      return (await store.resolve(value, principal, `/${path.join('/')}`)).reveal();
+      const resolved = (await store.resolve(value, principal, `/${path.join('/')}`)).reveal();
+      referenced.push({ name: value.secret, value: resolved });
+      return resolved;
     }
     if (Array.isArray(value)) return Promise.all(value.map((v, i) => walk(v, [...path, String(i)])));
     if (value && typeof value === 'object') {
@@ -26,7 +32,7 @@ export async function resolveSecretRefs<T>(body: T, principal: Principal, store:
     }
     return value;
   };
-  return { body: (await walk(body, [])) as T, refs };
+  return { body: (await walk(body, [])) as T, refs, referenced };
 }
 
 /** Shows referenced top-level fields as `secret:<name>` in a session view, never their value. */

@@ -1,4 +1,4 @@
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
 import { Secret } from '../domain/secret.js';
@@ -61,9 +61,14 @@ export class SecretStore {
   async #fromDir(name: string): Promise<string | undefined> {
     if (!this.#dir) return undefined;
     try {
+      const dir = await realpath(this.#dir);
+      // Kubernetes mounts a secret as name -> ..data/name, with ..data -> ..2024_01_01_00_00_00.123/ (swapped
+      // atomically on updates): links are followed, and the file they end at must still be inside the
+      // directory, so that no link leads out of it
       const file = await realpath(path.join(this.#dir, name));
-      // a symlink inside the directory must not lead out of it
-      if (path.dirname(file) !== (await realpath(this.#dir))) return undefined;
+      const inside = path.relative(dir, file);
+      if (inside === '' || inside.startsWith(`..${path.sep}`) || inside === '..' || path.isAbsolute(inside)) return undefined;
+      if (!(await stat(file)).isFile()) return undefined;
       // Docker and Kubernetes secret files often end with a newline that is not part of the secret
       return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
     } catch {

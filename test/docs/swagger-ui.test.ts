@@ -9,7 +9,16 @@ import { build } from '../helper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/swagger-ui.png';
+/**
+ * The page is opened as another machine would open it: under a host name that is not loopback (Chromium
+ * maps it to 127.0.0.1). Browsers treat localhost as a secure origin and skip some rules there, such as
+ * upgrade-insecure-requests, which once left Swagger UI blank for everyone but localhost.
+ */
+const HOST_NAME = 'broker.swagger-ui.test';
 const CHROMIUM_ARGS = [
+  `--host-resolver-rules=MAP ${HOST_NAME} 127.0.0.1`,
+  // no https-first attempt for the navigation itself: what is tested is the page's own policy
+  '--disable-features=HttpsUpgrades',
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -71,7 +80,7 @@ test('Swagger UI at /docs renders the API and "Try it out" works in a real brows
   const { app } = await build(t);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `http://${HOST_NAME}:${port}`;
 
   const profile = mkdtempSync(join(tmpdir(), 'msb-swagger-ui-'));
   let context: BrowserContext | undefined;

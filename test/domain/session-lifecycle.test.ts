@@ -18,10 +18,10 @@ const summary = (): MailboxSummary => ({ name: 'INBOX', messages: 0, checkedAt: 
 
 /** A connector whose connect() does what `connects` says, one entry per call (the last one repeats). */
 function scripted(connects: (() => Promise<MailboxSummary | void>)[], extra: Partial<Connector> = {}): Connector & { calls: number } {
-  const c = {
+  const c: Connector & { calls: number } = {
     persistent: true,
     calls: 0,
-    async connect() {
+    async connect(): Promise<MailboxSummary | void> {
       const step = connects[Math.min(c.calls, connects.length - 1)]!;
       c.calls += 1;
       return step();

@@ -129,7 +129,12 @@ describe('OAuth2 authorization code flow through the HTTP API', () => {
     const callbackUrl = await signInOverHttp(s.authorizationUrl, { caPem: world.certs.caPem, username: USERS.carol.name, password: USERS.carol.password });
     const res = await call(a, 'GET', local(callbackUrl), undefined, { accept: 'application/json' });
     assert.equal(res.statusCode, 200, res.body);
-    assert.deepEqual(res.json(), { session: 'json-carol', state: 'connected', message: 'Session "json-carol" is connected.' });
+    assert.deepEqual(res.json(), {
+      session: 'json-carol',
+      state: 'connected',
+      message: `Session "json-carol" is connected to the mailbox of ${USERS.carol.name}.`,
+      account: USERS.carol.name,
+    });
   });
 
   test('forged and missing state: 400 OAUTH_STATE_INVALID, as a page or as problem+json', async (t) => {

@@ -90,7 +90,7 @@ test('a person signs in with a real browser: login form, consent, redirect endpo
   assert.equal(headers['cache-control'], 'no-store');
   await page.locator('h1').waitFor();
   assert.equal(await page.locator('h1').innerText(), 'Connected');
-  assert.match(await page.locator('body').innerText(), /Session "browser-bob" is connected\./);
+  assert.match(await page.locator('body').innerText(), /Session "browser-bob" is connected to the mailbox of bob@contoso\.test\./);
   // the inline style applies (CSP allows it) and nothing else is loaded
   assert.equal(await page.locator('h1').evaluate((el) => (globalThis as unknown as BrowserWindow).getComputedStyle(el).color), 'rgb(10, 107, 45)');
 

@@ -48,7 +48,10 @@ describe('IMAP and POP3 sessions against Dovecot, through the HTTP API', () => {
       assert.equal(session.port, v.port);
       assert.equal(session.username, USER);
       assert.equal(session.tls.mode, v.mode);
-      assert.equal(session.tls.verifyCertificate, true);
+      // without TLS no certificate is verified, and the session says the password travels in cleartext
+      assert.equal(session.tls.verifyCertificate, v.mode !== 'none', v.label);
+      if (v.mode === 'none') assert.match(session.warnings.join(' | '), /cleartext/, v.label);
+      else assert.deepEqual(session.warnings, [], v.label);
       assert.equal(session.lastError, null);
       assert.ok(session.mailbox.messages >= 1, `${v.label}: ${JSON.stringify(session.mailbox)}`);
       if (v.type === 'imap') assert.equal(typeof session.mailbox.unseen, 'number');
@@ -131,6 +134,9 @@ describe('IMAP and POP3 sessions against Dovecot, through the HTTP API', () => {
     const optedOut = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { ...body, tls: { verifyCertificate: false } } });
     assert.equal(optedOut.statusCode, 201, optedOut.body);
     assert.equal(optedOut.json().tls.verifyCertificate, false);
+    assert.match(optedOut.json().warnings.join(' | '), /verifyCertificate is false: the server certificate is not checked/);
+    // inspect and list say it too, for as long as the session lives
+    assert.match((await app.inject({ method: 'GET', url: '/v1/sessions/untrusted' })).json().warnings.join(' | '), /verifyCertificate is false/);
   });
 
   test('mismatched certificate name: MAIL_TLS_FAILED', async (t) => {

@@ -20,8 +20,8 @@ describe('EWS sessions through the HTTP API', () => {
     await world?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}): Promise<TestApp['app']> {
-    const built = await build(t, { ...world.env, ...env });
+  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<TestApp['app']> {
+    const built = await build(t, { ...world.env, ...env }, secretEnv);
     logSets.push(built.logs);
     return built.app;
   }
@@ -178,6 +178,24 @@ describe('EWS sessions through the HTTP API', () => {
     assert.equal(world.ews.requests.at(-1)!.impersonated, USERS.alice.name);
     assert.equal(world.ews.requests.at(-1)!.anchorMailbox, USERS.alice.name);
     assert.equal(world.idp.tokenRequests.length, before + 1, 'the app token was reused from the cache');
+  });
+
+  test('client credentials with the username given by reference: impersonate shows the reference, Exchange gets the value', async (t) => {
+    const a = await app(
+      t,
+      { MSB_EWS_CLIENT_ID: APPS.server.id, MSB_EWS_CLIENT_SECRET: APPS.server.secret, MSB_EWS_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` },
+      { MSB_SECRET_SHARED_USER: USERS.shared.name },
+    );
+    const res = await create(a, { name: 'ews-app-ref', type: 'ews', url: world.ews.url, username: { secret: 'shared-user' }, auth: { type: 'oauth2', flow: 'clientCredentials' } });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.json().username, 'secret:shared-user');
+    assert.equal(res.json().auth.impersonate, 'secret:shared-user');
+    const inspected = await a.inject({ method: 'GET', url: '/v1/sessions/ews-app-ref' });
+    const list = await a.inject({ method: 'GET', url: '/v1/sessions' });
+    for (const body of [res.body, inspected.body, list.body]) assert.equal(body.includes(USERS.shared.name), false, body);
+    const seen = world.ews.requests.at(-1)!;
+    assert.equal(seen.impersonated, USERS.shared.name);
+    assert.equal(seen.anchorMailbox, USERS.shared.name);
   });
 
   test('the server secret is never sent for an endpoint or authority that a caller names', async (t) => {

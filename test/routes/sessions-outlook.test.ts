@@ -23,8 +23,8 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     await world?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}): Promise<App> {
-    const built = await build(t, { ...world.env, ...env });
+  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<App> {
+    const built = await build(t, { ...world.env, ...env }, secretEnv);
     logSets.push(built.logs);
     return built.app;
   }
@@ -123,6 +123,63 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     assert.deepEqual(counts((await call(a, 'GET', '/v1/sessions/me-bob')).json()), ['Inbox', 21, 3]);
     const again = await create(a, { name: 'me-bob-2', type: 'outlook', username: USERS.bob.name });
     assert.equal(again.statusCode, 201, 'the sign-in of the same account is reused silently');
+  });
+
+  test('without a username, inspect and the sign-in page show which account signed in', async (t) => {
+    const a = await app(t);
+    const res = await create(a, { name: 'unpinned', type: 'outlook' });
+    assert.equal(res.statusCode, 202, res.body);
+    assert.equal(res.json().signedInAs, undefined, 'nobody has signed in yet');
+    const callback = await signInOverHttp(res.json().authorizationUrl, { caPem: world.certs.caPem, username: USERS.carol.name, password: USERS.carol.password });
+    const page = await a.inject({ method: 'GET', url: local(callback), headers: { accept: 'application/json' } });
+    assert.equal(page.statusCode, 200, page.body);
+    assert.equal(page.json().account, USERS.carol.name);
+    assert.match(page.json().message, new RegExp(`connected to the mailbox of ${USERS.carol.name.replace(/[.]/g, '\\.')}`));
+    const inspected = (await call(a, 'GET', '/v1/sessions/unpinned')).json();
+    assert.equal(inspected.state, 'connected');
+    assert.equal(inspected.signedInAs, USERS.carol.name);
+    // a pinned session does not need it: only its username can sign in
+    const pinned = await create(a, { name: 'pinned', type: 'outlook', username: USERS.bob.name });
+    await signIn(a, pinned.json().authorizationUrl, USERS.bob);
+    assert.equal((await call(a, 'GET', '/v1/sessions/pinned')).json().signedInAs, undefined);
+  });
+
+  test('a username given by reference never shows its value: no login_hint, messages name the reference', async (t) => {
+    const a = await app(t, {}, { MSB_SECRET_AP_USER: USERS.bob.name });
+    const bob = USERS.bob.name;
+    const res = await create(a, { name: 'by-ref', type: 'outlook', username: { secret: 'ap-user' } });
+    assert.equal(res.statusCode, 202, res.body);
+    const s = res.json();
+    assert.equal(s.username, 'secret:ap-user');
+    assert.equal(new URL(s.authorizationUrl).searchParams.get('login_hint'), null);
+    assert.match(s.lastError.message, /sign-in by secret:ap-user/);
+    assert.equal(res.body.includes(bob), false, res.body);
+    // the redirect of /authorize neither
+    const redirect = await a.inject({ method: 'GET', url: '/v1/sessions/by-ref/authorize' });
+    assert.equal(redirect.statusCode, 302);
+    assert.equal(String(redirect.headers.location).includes(bob), false);
+    assert.equal(String(redirect.headers.location).includes(encodeURIComponent(bob)), false);
+
+    // the wrong account signs in: the mismatch names the reference, on the page and in inspect
+    const wrong = await signInOverHttp(s.authorizationUrl, { caPem: world.certs.caPem, username: USERS.carol.name, password: USERS.carol.password });
+    const page = await a.inject({ method: 'GET', url: local(wrong) });
+    assert.equal(page.statusCode, 422, page.body);
+    assert.match(page.body, /secret:ap-user/);
+    const failed = await a.inject({ method: 'GET', url: '/v1/sessions/by-ref' });
+    assert.equal(failed.json().lastError.code, 'OAUTH_ACCOUNT_MISMATCH');
+    assert.match(failed.json().lastError.message, /is for secret:ap-user/);
+    for (const body of [page.body, failed.body]) assert.equal(body.includes(bob), false, body);
+
+    // the right account: connected, and the page names the reference too
+    await call(a, 'DELETE', '/v1/sessions/by-ref');
+    const again = await create(a, { name: 'by-ref', type: 'outlook', username: { secret: 'ap-user' } });
+    const right = await signInOverHttp(again.json().authorizationUrl, { caPem: world.certs.caPem, username: bob, password: USERS.bob.password });
+    const ok = await a.inject({ method: 'GET', url: local(right), headers: { accept: 'application/json' } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().account, 'secret:ap-user');
+    const connected = await a.inject({ method: 'GET', url: '/v1/sessions/by-ref' });
+    assert.equal(connected.json().state, 'connected');
+    for (const body of [ok.body, connected.body, (await a.inject({ method: 'GET', url: '/v1/sessions' })).body]) assert.equal(body.includes(bob), false, body);
   });
 
   test('password flow (ROPC): Inbox counts; MFA says to use the authorization code flow; a wrong password is MAIL_AUTH_FAILED', async (t) => {

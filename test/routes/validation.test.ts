@@ -61,8 +61,9 @@ test('unknown sessions and routes', async (t) => {
   assert.deepEqual(list.json(), { sessions: [] });
 });
 
-test('options the service refuses before connecting', async (t) => {
-  const { app } = await build(t, { MSB_ALLOW_INSECURE_TLS: 'false' });
+test('options the service refuses before connecting (certificate verification stays on by default)', async (t) => {
+  // the default, not the test harness's MSB_ALLOW_INSECURE_TLS=true
+  const { app } = await build(t, { MSB_ALLOW_INSECURE_TLS: '' });
   const pop3Plain = { ...valid, type: 'pop3', secure: false };
   const body = assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions', payload: pop3Plain }), 'UNSUPPORTED_OPTION');
   assert.match(String(body.detail), /secure: true/);

@@ -28,6 +28,14 @@ describe('credential references ({"secret": "name"})', () => {
     await writeFile(path.join(dir, 'bot-a.imap-user'), USER);
     await writeFile(path.join(root, 'outside'), OUTSIDE);
     await symlink(path.join(root, 'outside'), path.join(dir, 'bot-a.escape'));
+    // a Kubernetes secret volume: name -> ..data/name, ..data -> a timestamped directory (swapped on updates)
+    await mkdir(path.join(dir, '..2026_11_30_10_00_00.123456789'));
+    await writeFile(path.join(dir, '..2026_11_30_10_00_00.123456789', 'bot-a.k8s-password'), PASSWORD);
+    await symlink('..2026_11_30_10_00_00.123456789', path.join(dir, '..data'));
+    await symlink(path.join('..data', 'bot-a.k8s-password'), path.join(dir, 'bot-a.k8s-password'));
+    // a link through ..data that leads out again, and one to a directory
+    await symlink(path.join('..data', '..', '..', 'outside'), path.join(dir, 'bot-a.k8s-escape'));
+    await symlink('..data', path.join(dir, 'bot-a.k8s-dir'));
     env = {
       MSB_AUTH: 'keys',
       MSB_API_KEYS: `bot-a:bot:${hashApiKey(KEY_A)},bot-b:bot:${hashApiKey(KEY_B)}`,
@@ -63,12 +71,21 @@ describe('credential references ({"secret": "name"})', () => {
     }
   });
 
+  test('a Kubernetes secret volume (links into ..data/) is read', async (t) => {
+    const { app } = await build(t, env);
+    const res = await app.inject({ method: 'POST', url: '/v1/sessions', headers: as(KEY_A), payload: body('k8s', USER, { secret: 'bot-a.k8s-password' }) });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.body.includes(PASSWORD), false);
+  });
+
   test('missing, not allowed and escaping secrets all answer SECRET_UNAVAILABLE without connecting', async (t) => {
     const { app } = await build(t, env);
     const cases: [string, unknown][] = [
       [KEY_A, { secret: 'bot-a.nothing-here' }],
       [KEY_B, { secret: 'bot-a.imap-password' }], // exists, but bot-b may not read it
       [KEY_A, { secret: 'bot-a.escape' }], // a symlink out of the directory
+      [KEY_A, { secret: 'bot-a.k8s-escape' }], // through ..data and out again
+      [KEY_A, { secret: 'bot-a.k8s-dir' }], // a link to a directory, not a file
       [KEY_A, { secret: 'shared-password' }], // allowed, but not in this process's environment
     ];
     for (const [key, ref] of cases) {
