@@ -52,6 +52,8 @@ export interface EwsRequestRecord {
 export interface MailHostility {
   /** Only this operation (e.g. "FindItem"); every mail operation when absent. */
   operation?: string;
+  /** Lets this many matching requests through first (then answers every later one so). */
+  after?: number;
   status: number;
   body: string;
 }
@@ -72,6 +74,10 @@ export interface FakeEws {
   mailHostility: MailHostility | undefined;
   /** Most entries one FindItem/FindFolder page answers (Exchange Online: 1000). */
   maxFindCount: number;
+  /** Item ids that UpdateItem, MoveItem and DeleteItem refuse with this code (ResponseClass="Error"). */
+  itemErrors: Map<string, string>;
+  /** Runs before each mail operation is answered (e.g. to change a message under the service). */
+  beforeAnswer: ((operation: string, mailbox: FakeMailbox) => void | Promise<void>) | undefined;
   close(): Promise<void>;
 }
 
@@ -126,6 +132,8 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     emptyFolders: false,
     mailHostility: undefined as MailHostility | undefined,
     maxFindCount: 1000,
+    itemErrors: new Map<string, string>(),
+    beforeAnswer: undefined as FakeEws['beforeAnswer'],
     serial: 0,
     stores: new Map<string, FakeMailbox>(),
     mailboxes: Object.fromEntries(Object.entries(options.mailboxes ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
@@ -211,8 +219,11 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     }
     const hostile = state.mailHostility;
     if (hostile && (!hostile.operation || hostile.operation === record.operation)) {
-      send(hostile.status, hostile.body);
-      return;
+      if (hostile.after && hostile.after > 0) hostile.after -= 1;
+      else {
+        send(hostile.status, hostile.body);
+        return;
+      }
     }
     const soap = parseSoap(body);
     if (!soap) {
@@ -221,7 +232,22 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     }
     try {
       state.serial += 1;
-      send(200, envelope(answerMail(store((mailbox ?? '').toLowerCase()), soap.operation, soap.node, { maxFindCount: state.maxFindCount, serial: state.serial })));
+      const box = store((mailbox ?? '').toLowerCase());
+      await state.beforeAnswer?.(soap.operation, box);
+      const options = {
+        maxFindCount: state.maxFindCount,
+        serial: state.serial,
+        version: record.version ?? 'Exchange2013',
+        owner: (mailbox ?? '').toLowerCase(),
+        itemErrors: state.itemErrors,
+        // delivery to the fake's own mailboxes: those it was given counts for
+        deliver: async (address: string, mime: Buffer) => {
+          if (!state.mailboxes[address.toLowerCase()]) return false;
+          await store(address).addMessage('inbox', mime);
+          return true;
+        },
+      };
+      send(200, envelope(await answerMail(box, soap.operation, soap.node, options)));
     } catch (err) {
       if (!(err instanceof SoapFault)) throw err;
       send(500, fault(err.code, err.message));
@@ -260,6 +286,13 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     },
     set mailHostility(value) {
       state.mailHostility = value;
+    },
+    itemErrors: state.itemErrors,
+    get beforeAnswer() {
+      return state.beforeAnswer;
+    },
+    set beforeAnswer(value) {
+      state.beforeAnswer = value;
     },
     get maxFindCount() {
       return state.maxFindCount;

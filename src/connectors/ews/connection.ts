@@ -5,6 +5,9 @@ import type * as EwsXhr from '@ewsjs/xhr';
 import type { Secret } from '../../domain/secret.js';
 import { AppError } from '../../errors.js';
 import { toEwsError, type EwsItemScope } from './errors.js';
+import { ewsCodeOf, type EwsContext, type EwsRequest } from './context.js';
+import { EwsChanges } from './changes.js';
+import { EwsFolders } from './folders.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -30,12 +33,6 @@ export interface EwsSettings {
   timeouts: { connectMs: number; commandMs: number };
   limits: { parseMaxBytes: number; maxDownloadBytes: number };
 }
-
-/**
- * One EWS request through the connector's guarded path; `scope` says what an id that no longer resolves
- * means (MESSAGE_NOT_FOUND, ATTACHMENT_NOT_FOUND, FOLDER_NOT_FOUND).
- */
-export type EwsRequest = <T>(what: string, run: (service: EwsApi.ExchangeService, ews: typeof EwsApi) => Promise<T>, scope?: EwsItemScope) => Promise<T>;
 
 interface EwsModules {
   ews: typeof EwsApi;
@@ -74,12 +71,16 @@ function loadEws(): Promise<EwsModules> {
 /**
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
- * the TokenSource, which refreshes it before it expires. The `reader` capability (messages.ts) sends
- * its requests through the same guarded path (#request).
+ * the TokenSource, which refreshes it before it expires. The capabilities (reader: messages.ts; flagger,
+ * mover, deleter, tagger: changes.ts; sender: send.ts; watcher: watch.ts) send their requests through
+ * the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
   readonly persistent = false;
   readonly reader: EwsReader;
+  readonly flagger: EwsChanges;
+  readonly mover: EwsChanges;
+  readonly deleter: EwsChanges;
   readonly #settings: EwsSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: TokenSource | undefined;
@@ -94,7 +95,16 @@ export class EwsConnector implements Connector {
     this.#ctx = ctx;
     this.#tokens = tokens;
     const request: EwsRequest = (what, run, scope) => this.#request(`EWS ${settings.host}:${settings.port} ${what}`, settings.timeouts.commandMs, run, scope);
-    this.reader = new EwsReader(request, { ...settings.limits, exchange2013: atLeastExchange2013(settings.exchangeVersion) }, ctx.logger);
+    const exchange2013 = atLeastExchange2013(settings.exchangeVersion);
+    const context: EwsContext = {
+      request,
+      itemError: (ewsCode, message, scope) => toEwsError({ message }, { host: settings.host, port: settings.port, ewsCode, scope }),
+      folders: new EwsFolders(request, exchange2013),
+      logger: ctx.logger,
+    };
+    this.reader = new EwsReader(context, { ...settings.limits, exchange2013 });
+    const changes = new EwsChanges(context);
+    this.flagger = this.mover = this.deleter = changes;
   }
 
   async connect(): Promise<void> {
@@ -145,7 +155,7 @@ export class EwsConnector implements Connector {
     try {
       return await withDeadline(run(service, ews), timeoutMs, what);
     } catch (err) {
-      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets, scope });
+      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: ewsCodeOf(ews, err), bearer: token !== undefined, secrets, scope });
     }
   }
 
@@ -180,11 +190,4 @@ export class EwsConnector implements Connector {
 /** TextBody, MaximumBodySize and SuppressReadReceipts came with Exchange 2013 (the library refuses them before). */
 function atLeastExchange2013(version: string): boolean {
   return !/^Exchange20(07|10)/.test(version);
-}
-
-/** The EWS response code of a ServiceResponseException (a number in the library), by name. */
-function errorName(ews: typeof EwsApi, err: unknown): string | undefined {
-  const response = (err as { Response?: { ErrorCode?: unknown } } | undefined)?.Response;
-  const code = response?.ErrorCode;
-  return typeof code === 'number' ? (ews.ServiceError as unknown as Record<number, string>)[code] : undefined;
 }

@@ -1,7 +1,7 @@
 import type * as EwsApi from 'ews-javascript-api';
 import { AppError } from '../../errors.js';
 import type { Folder } from '../../domain/mail.js';
-import type { EwsRequest } from './connection.js';
+import type { EwsRequest } from './context.js';
 import { prop } from './item-mapping.js';
 import { PATH_DELIMITER, WELL_KNOWN_FOLDERS, childPath, splitPath, wellKnownByName, type WellKnownFolder } from './folder-paths.js';
 
@@ -43,6 +43,12 @@ export class EwsFolders {
     this.#wellKnown ??= this.#readWellKnown();
     this.#wellKnown.catch(() => (this.#wellKnown = undefined));
     return this.#wellKnown;
+  }
+
+  /** The FolderId of a well-known folder (its DistinguishedFolderId key, e.g. "deleteditems"), if the mailbox has it. */
+  async wellKnownId(key: string): Promise<string | undefined> {
+    for (const [id, folder] of await this.wellKnown()) if (folder !== 'root' && folder.key === key) return id;
+    return undefined;
   }
 
   /** Every mail folder of the mailbox: FindFolder (deep) from the root, in pages. */
