@@ -4,7 +4,7 @@
 // (MoveToDeletedItems, SoftDelete, HardDelete) and SyncFolderItems (a SyncState per folder over the
 // mailbox's change log; an initial sync answers what is there as created).
 import type { FakeMailbox, FakeMessage } from './fake-ews-store.js';
-import { ItemError, SoapFault, all, attr, esc, first, folderFrom, itemFrom, responseMessage, textOf, wrap, type MailOptions } from './fake-ews-mail.js';
+import { ItemError, SoapFault, all, attr, esc, first, folderFrom, itemFrom, responseMessage, stringOf, textOf, wrap, type MailOptions } from './fake-ews-mail.js';
 
 type Node = Record<string, unknown>;
 
@@ -52,7 +52,7 @@ function setField(m: FakeMessage, update: Node, remove: boolean, version: string
       return;
     }
     case 'item:Categories':
-      m.categories = remove ? [] : all(first(value, 'Categories'), 'String').map((s) => textOf(s));
+      m.categories = remove ? [] : all(first(value, 'Categories'), 'String').map((s) => stringOf(s, 'String'));
       return;
     default:
       throw new ItemError('ErrorInvalidPropertySet', `The fake does not update ${uri ?? 'this extended property'}.`);

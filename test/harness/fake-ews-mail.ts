@@ -47,6 +47,14 @@ export function attr(node: unknown, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** The text of an element whose schema type is a string: an element inside it is a schema violation, as on Exchange. */
+export function stringOf(node: unknown, what: string): string {
+  if (node && typeof node === 'object' && Object.keys(node).some((k) => !k.startsWith('@') && k !== '#text')) {
+    throw new SoapFault('ErrorSchemaValidation', `The element ${what} has invalid child elements (was its text escaped?).`);
+  }
+  return textOf(node);
+}
+
 export function textOf(node: unknown): string {
   if (typeof node === 'string') return node;
   const t = (node as Node | undefined)?.['#text'];

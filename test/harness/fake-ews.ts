@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { XMLValidator } from 'fast-xml-parser';
 import { makeCerts } from './certs.js';
 import { answerMail, SoapFault, parseSoap } from './fake-ews-mail.js';
 import { FakeMailbox } from './fake-ews-store.js';
@@ -225,7 +226,9 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
         return;
       }
     }
-    const soap = parseSoap(body);
+    // Exchange parses the request as XML first: an unescaped "&" or "<" anywhere (text or attribute) is refused whole
+    const wellFormed = XMLValidator.validate(body) === true && !/&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/.test(body);
+    const soap = wellFormed ? parseSoap(body) : undefined;
     if (!soap) {
       send(500, fault('ErrorSchemaValidation', 'The request failed schema validation.'));
       return;

@@ -14,6 +14,7 @@ import {
 import { atLeast, ewsCodeOf, itemIdOf, type EwsContext } from './context.js';
 import { deleteItems, findAll, inBatches, moveItems, outcomeOf, type Outcome } from './bulk.js';
 import { MAPI, extended, prop, summaryProperties, toSummary } from './item-mapping.js';
+import { xmlText } from './xml-text.js';
 
 /** PidTagFlagStatus, the follow-up flag every Exchange version keeps (2 = flagged). */
 function flagStatus(ews: typeof EwsApi): EwsApi.ExtendedPropertyDefinition {
@@ -169,7 +170,8 @@ export class EwsChanges implements MessageFlagger, MessageMover, MessageDeleter,
         if (!item) throw new AppError('MAIL_PROTOCOL_ERROR', 'EWS GetItem returned no item');
         const categories = prop<EwsApi.StringList>(item, ews.ItemSchema.Categories)?.GetEnumerator() ?? [];
         if (categories.some((c) => c.toLowerCase() === keyword.toLowerCase())) return 'done';
-        item.Categories = new ews.StringList([...categories, keyword]);
+        // written whole, so the ones read back (unescaped by the library) are escaped again
+        item.Categories = new ews.StringList([...categories, keyword].map(xmlText));
         try {
           await item.Update(ews.ConflictResolutionMode.NeverOverwrite);
         } catch (err) {

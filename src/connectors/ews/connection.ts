@@ -72,7 +72,7 @@ function loadEws(): Promise<EwsModules> {
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
  * the TokenSource, which refreshes it before it expires. The capabilities (reader: messages.ts; flagger,
- * mover, deleter, tagger: changes.ts; sender: send.ts; watcher: watch.ts) send their requests through
+ * mover, deleter: changes.ts) send their requests through
  * the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
@@ -175,7 +175,9 @@ export class EwsConnector implements Connector {
       if (options.all) (callback as (err: null, all: { address: string; family: number }[]) => void)(null, [{ address, family: isIP(address) }]);
       else callback(null, address, isIP(address));
     };
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
+    // timeout: an idle kept-alive socket is closed after a minute, or before the server's Keep-Alive hint runs out
+    // (Node applies the hint only under an agent timeout): reusing one the server is closing is an ECONNRESET
+    this.#agent = new Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
     // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here;
     // maxContentLength bounds every answer: the largest is a download, base64 inside the MIME, base64 again in the XML
     const maxContentLength = 2 * s.limits.maxDownloadBytes + 1024 * 1024;
@@ -186,6 +188,9 @@ export class EwsConnector implements Connector {
     return this.#service;
   }
 }
+
+/** How long a kept-alive connection to Exchange may sit idle (IIS closes its own after 120 s). */
+const IDLE_SOCKET_MS = 60_000;
 
 /** TextBody, MaximumBodySize and SuppressReadReceipts came with Exchange 2013 (the library refuses them before). */
 function atLeastExchange2013(version: string): boolean {

@@ -37,7 +37,9 @@ export function itemIdOf(id: string, kind: 'message' | 'attachment' = 'message')
 export function ewsCodeOf(ews: typeof EwsApi, errOrResponse: unknown): string | undefined {
   const o = errOrResponse as { Response?: { ErrorCode?: unknown }; ErrorCode?: unknown } | undefined;
   const code = o?.Response?.ErrorCode ?? o?.ErrorCode;
-  return typeof code === 'number' ? (ews.ServiceError as unknown as Record<number, string>)[code] : undefined;
+  const name = typeof code === 'number' ? (ews.ServiceError as unknown as Record<number, string>)[code] : undefined;
+  // a transport failure comes wrapped with ErrorCode 0 (NoError): no answer from Exchange at all
+  return name === 'NoError' ? undefined : name;
 }
 
 /** Whether the session's exchangeVersion is at least `version` (RequestedServerVersion, as the library compares it). */

@@ -2,11 +2,12 @@ import type * as EwsApi from 'ews-javascript-api';
 import type { MessageFilter } from '../../domain/mail.js';
 import type { ListCursor } from './cursor.js';
 import { MAPI } from './item-mapping.js';
+import { xmlText } from './xml-text.js';
 
 /**
  * The list's filters as one FindItem restriction (AND of the conditions; the `;` alternatives of one
  * condition ORed): subject and sender "contain" case-insensitively, status on IsRead, since/before on
- * DateTimeReceived, and the cursor's anchor (cursor.ts). The sender is searched in the MAPI properties of
+ * DateTimeReceived, and the cursor's anchor (cursor.ts). Constants are escaped (xml-text.ts). The sender is searched in the MAPI properties of
  * the From header (name, address, SMTP address), which every Exchange version lets a restriction use.
  *
  * `withoutKeyword` (work claims: not done yet) is Not(Contains) on the multi-valued Categories: Exchange
@@ -17,7 +18,7 @@ import { MAPI } from './item-mapping.js';
 export function listFilter(ews: typeof EwsApi, query: MessageFilter & { order?: 'newest' | 'oldest' }, cursor: ListCursor | undefined): EwsApi.SearchFilter | null {
   const { SearchFilter } = ews;
   const contains = (prop: EwsApi.PropertyDefinitionBase, text: string) =>
-    new SearchFilter.ContainsSubstring(prop, text, ews.ContainmentMode.Substring, ews.ComparisonMode.IgnoreCase);
+    new SearchFilter.ContainsSubstring(prop, xmlText(text), ews.ContainmentMode.Substring, ews.ComparisonMode.IgnoreCase);
   const anyOf = (filters: EwsApi.SearchFilter[]) => (filters.length === 1 ? filters[0]! : new SearchFilter.SearchFilterCollection(ews.LogicalOperator.Or, filters));
   const fromProps = [MAPI.fromName, MAPI.fromEmail, MAPI.fromSmtp].map((tag) => new ews.ExtendedPropertyDefinition(tag, ews.MapiPropertyType.String));
   const at = (ms: number) => new ews.DateTime(ms);
@@ -29,7 +30,7 @@ export function listFilter(ews: typeof EwsApi, query: MessageFilter & { order?: 
   if (query.since) all.push(new SearchFilter.IsGreaterThanOrEqualTo(ews.ItemSchema.DateTimeReceived, at(query.since.getTime())));
   if (query.before) all.push(new SearchFilter.IsLessThan(ews.ItemSchema.DateTimeReceived, at(query.before.getTime())));
   if (query.withoutKeyword) {
-    all.push(new SearchFilter.Not(new SearchFilter.ContainsSubstring(ews.ItemSchema.Categories, query.withoutKeyword, ews.ContainmentMode.FullString, ews.ComparisonMode.IgnoreCase)));
+    all.push(new SearchFilter.Not(new SearchFilter.ContainsSubstring(ews.ItemSchema.Categories, xmlText(query.withoutKeyword), ews.ContainmentMode.FullString, ews.ComparisonMode.IgnoreCase)));
   }
   if (cursor) {
     // the whole anchor second: DateTimeReceived is shown to the second but kept finer
