@@ -8,6 +8,7 @@
 import { XMLParser } from 'fast-xml-parser';
 import { FakeMailbox, isWellFormedId, tieBreak, type FakeAddress, type FakeAttachment, type FakeFolder, type FakeMessage } from './fake-ews-store.js';
 import { answerChange } from './fake-ews-changes.js';
+import { answerSend } from './fake-ews-send.js';
 
 type Node = Record<string, unknown>;
 
@@ -395,7 +396,7 @@ export async function answerMail(box: FakeMailbox, operation: string, op: Node, 
       })));
     }
     default:
-      return answerChange(box, operation, op, options) ?? unknown(operation);
+      return answerChange(box, operation, op, options) ?? (await answerSend(box, operation, op, options)) ?? unknown(operation);
   }
 }
 

@@ -8,6 +8,7 @@ import { toEwsError, type EwsItemScope } from './errors.js';
 import { ewsCodeOf, type EwsContext, type EwsRequest } from './context.js';
 import { EwsChanges } from './changes.js';
 import { EwsFolders } from './folders.js';
+import { EwsSender } from './send.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -72,7 +73,7 @@ function loadEws(): Promise<EwsModules> {
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
  * the TokenSource, which refreshes it before it expires. The capabilities (reader: messages.ts; flagger,
- * mover, deleter: changes.ts) send their requests through
+ * mover, deleter: changes.ts; sender: send.ts) send their requests through
  * the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
@@ -81,6 +82,7 @@ export class EwsConnector implements Connector {
   readonly flagger: EwsChanges;
   readonly mover: EwsChanges;
   readonly deleter: EwsChanges;
+  readonly sender: EwsSender;
   readonly #settings: EwsSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: TokenSource | undefined;
@@ -105,6 +107,7 @@ export class EwsConnector implements Connector {
     this.reader = new EwsReader(context, { ...settings.limits, exchange2013 });
     const changes = new EwsChanges(context);
     this.flagger = this.mover = this.deleter = changes;
+    this.sender = new EwsSender(context, { mailbox: settings.impersonate ?? settings.username });
   }
 
   async connect(): Promise<void> {

@@ -50,9 +50,13 @@ function itemLevel(ewsCode: string, scope: EwsItemScope, where: string): AppErro
   return undefined;
 }
 
-/** EWS response codes that mean "this identity may not open this mailbox": the caller's settings, not the server. */
+/**
+ * EWS response codes that mean "this identity may not open this mailbox" (or send as it): the caller's
+ * settings, not the server.
+ */
 const EWS_ACCESS_CODES = new Set([
   'ErrorAccessDenied',
+  'ErrorSendAsDenied',
   'ErrorImpersonateUserDenied',
   'ErrorImpersonationDenied',
   'ErrorNonExistentMailbox',
@@ -94,7 +98,11 @@ export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
     return new AppError('MAIL_AUTH_FAILED', `${where}: ${advice}`);
   }
   if (status === 403 || (ewsCode && EWS_ACCESS_CODES.has(ewsCode))) {
-    return new AppError('EWS_ACCESS_DENIED', `${where}: access to the mailbox was refused${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
+    const what = ewsCode === 'ErrorSendAsDenied' ? 'sending as this mailbox was refused' : 'access to the mailbox was refused';
+    return new AppError('EWS_ACCESS_DENIED', `${where}: ${what}${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
+  }
+  if (ewsCode === 'ErrorMessageSizeExceeded') {
+    return new AppError('MESSAGE_TOO_LARGE', `${where}: the message is larger than Exchange accepts for this mailbox (ErrorMessageSizeExceeded)`);
   }
   const notFound = ewsCode && ctx.scope ? itemLevel(ewsCode, ctx.scope, where) : undefined;
   if (notFound) return notFound;
