@@ -9,6 +9,7 @@ import { ewsCodeOf, type EwsContext, type EwsRequest } from './context.js';
 import { EwsChanges } from './changes.js';
 import { EwsFolders } from './folders.js';
 import { EwsSender } from './send.js';
+import { EwsWatcher } from './watch.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -73,7 +74,7 @@ function loadEws(): Promise<EwsModules> {
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
  * the TokenSource, which refreshes it before it expires. The capabilities (reader: messages.ts; flagger,
- * mover, deleter: changes.ts; sender: send.ts) send their requests through
+ * mover, deleter, tagger: changes.ts; sender: send.ts; watcher: watch.ts) send their requests through
  * the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
@@ -82,7 +83,9 @@ export class EwsConnector implements Connector {
   readonly flagger: EwsChanges;
   readonly mover: EwsChanges;
   readonly deleter: EwsChanges;
+  readonly tagger: EwsChanges;
   readonly sender: EwsSender;
+  readonly watcher: EwsWatcher;
   readonly #settings: EwsSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: TokenSource | undefined;
@@ -106,8 +109,9 @@ export class EwsConnector implements Connector {
     };
     this.reader = new EwsReader(context, { ...settings.limits, exchange2013 });
     const changes = new EwsChanges(context);
-    this.flagger = this.mover = this.deleter = changes;
+    this.flagger = this.mover = this.deleter = this.tagger = changes;
     this.sender = new EwsSender(context, { mailbox: settings.impersonate ?? settings.username });
+    this.watcher = new EwsWatcher(context, this.reader);
   }
 
   async connect(): Promise<void> {

@@ -35,7 +35,7 @@ const EWS_NOT_FOUND_CODES = new Set([
   'ErrorInvalidIdNotAnItemAttachmentId',
 ]);
 const EWS_ATTACHMENT_CODES = new Set(['ErrorInvalidAttachmentId', 'ErrorCannotOpenFileAttachment']);
-const EWS_FOLDER_CODES = new Set(['ErrorFolderNotFound', 'ErrorParentFolderNotFound', 'ErrorToFolderNotFound']);
+const EWS_FOLDER_CODES = new Set(['ErrorFolderNotFound', 'ErrorParentFolderNotFound', 'ErrorToFolderNotFound', 'ErrorSyncFolderNotFound']);
 
 function itemLevel(ewsCode: string, scope: EwsItemScope, where: string): AppError | undefined {
   if (EWS_FOLDER_CODES.has(ewsCode)) return new AppError('FOLDER_NOT_FOUND', `${where}: the folder no longer exists (${ewsCode})`);
