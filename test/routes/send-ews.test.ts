@@ -10,8 +10,6 @@ import { all, attr, first, parseSoap, textOf } from '../harness/fake-ews-mail.js
 import type { FakeMailbox, FakeMessage } from '../harness/fake-ews-store.js';
 import { encodeId } from '../../src/domain/mail.js';
 
-type Node = Record<string, unknown>;
-
 const addressList = (a: AddressObject | AddressObject[] | undefined) => (Array.isArray(a) ? a : a ? [a] : []).flatMap((x) => x.value.map((v) => [v.name, v.address]));
 
 /** An EWS answer of one item refused inside an HTTP 200, as Exchange gives it. */
