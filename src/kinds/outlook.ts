@@ -173,7 +173,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
-  capabilities: { outlook: ['reader'] },
+  capabilities: { outlook: ['reader', 'flagger', 'mover', 'deleter', 'tagger'] },
   bodies: [OutlookBody],
   prepare,
 };
