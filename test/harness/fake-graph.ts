@@ -319,6 +319,8 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       ...(inBatch ? { inBatch: true } : {}),
     };
     requests.push(record);
+    const bearer = req.headers.authorization;
+    if (upload && typeof bearer === 'string') record.token = bearer.replace(/^Bearer /, '');
     const requestId = req.headers['client-request-id'];
     if (typeof requestId === 'string') record.clientRequestId = requestId;
     const held: { scripted?: ScriptedAnswer } = {};

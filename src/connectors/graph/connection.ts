@@ -6,6 +6,7 @@ import { GraphClient, type GraphEndpoint } from './client.js';
 import { GraphFolders } from './folders.js';
 import type { MailboxLimiter } from './mailbox-limiter.js';
 import { GraphReader } from './messages.js';
+import { GraphSender } from './send.js';
 
 /** Everything a Graph connector needs; tokens come from the session's AccessTokens. */
 export interface GraphSettings extends GraphEndpoint {
@@ -32,6 +33,7 @@ export class GraphConnector implements Connector {
   readonly mover: GraphChanges;
   readonly deleter: GraphChanges;
   readonly tagger: GraphChanges;
+  readonly sender: GraphSender;
   readonly #settings: GraphSettings;
   readonly #client: GraphClient;
   readonly #folders: GraphFolders;
@@ -54,6 +56,7 @@ export class GraphConnector implements Connector {
     this.mover = changes;
     this.deleter = changes;
     this.tagger = changes;
+    this.sender = new GraphSender({ client: this.#client, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes });
   }
 
   /** The GET that proves access also answers the first summary. */
