@@ -179,7 +179,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
-  capabilities: { outlook: ['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger'] },
+  capabilities: { outlook: ['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger', 'watcher'] },
   bodies: [OutlookBody],
   prepare,
 };

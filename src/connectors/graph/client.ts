@@ -48,6 +48,8 @@ export interface GraphCall {
   slots?: number;
   /** What a 403 names: Mail.ReadWrite (default for changes) or Mail.Send. */
   permission?: GraphPermission;
+  /** Statuses besides 2xx that are answered rather than thrown (a delta query's 410 "start over"). */
+  expect?: readonly number[];
   /** Most bytes of the JSON answer (default 1 MiB); a larger one comes back with tooLarge. */
   maxBytes?: number;
   /** What a 404 names (see toGraphError). */
@@ -180,7 +182,7 @@ export class GraphClient {
       }
       const { status } = answer;
       this.#ctx.logger.debug({ what: call.what, status, attempt, ms: Date.now() - started }, 'Graph answered');
-      if (status >= 200 && status < 300) {
+      if ((status >= 200 && status < 300) || call.expect?.includes(status)) {
         if (answer.stream) answer.stream.once('close', release);
         else release();
         return answer;

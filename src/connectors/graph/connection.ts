@@ -7,6 +7,7 @@ import { GraphFolders } from './folders.js';
 import type { MailboxLimiter } from './mailbox-limiter.js';
 import { GraphReader } from './messages.js';
 import { GraphSender } from './send.js';
+import { GraphWatcher } from './watch.js';
 
 /** Everything a Graph connector needs; tokens come from the session's AccessTokens. */
 export interface GraphSettings extends GraphEndpoint {
@@ -34,6 +35,7 @@ export class GraphConnector implements Connector {
   readonly deleter: GraphChanges;
   readonly tagger: GraphChanges;
   readonly sender: GraphSender;
+  readonly watcher: GraphWatcher;
   readonly #settings: GraphSettings;
   readonly #client: GraphClient;
   readonly #folders: GraphFolders;
@@ -56,6 +58,7 @@ export class GraphConnector implements Connector {
     this.mover = changes;
     this.deleter = changes;
     this.tagger = changes;
+    this.watcher = new GraphWatcher({ client: this.#client, folders: this.#folders, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes, logger: ctx.logger });
     this.sender = new GraphSender({ client: this.#client, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes });
   }
 
