@@ -5,8 +5,7 @@
 // its attachments and their /$value; the changes (PATCH isRead / flag / categories, POST .../move,
 // DELETE, POST .../permanentDelete), sending (sendMail, drafts, reply / replyAll / forward and their
 // create* drafts, attachments and upload sessions: fake-graph-actions.ts), the delta query on a folder
-// (fake-graph-delta.ts), and JSON batching (POST /$batch: up to 20 requests, run 4 at a time, each
-// counted against its mailbox's concurrency, each with its own status and headers such as Retry-After).
+// (fake-graph-delta.ts), and JSON batching (fake-graph-batch.ts).
 // Mailboxes hold folders and messages seeded from MIME (fake-graph-mailbox.ts). Bearer tokens are checked against the fake identity provider (principal())
 // and their `scp` claim like Graph checks permissions: delegated tokens need Mail.Read or Mail.ReadWrite
 // (the .Shared ones for another user's mailbox, which that user must have shared; changes need
@@ -15,7 +14,7 @@
 // tests can queue scripted answers (errors with Retry-After, non-JSON, truncated, rewritten bodies) and
 // revoke tokens. Every request is recorded with its arrival time (performance.now()).
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +23,7 @@ import { makeCerts } from './certs.js';
 import type { TokenPrincipal } from './fake-ews.js';
 import { addAttachment, createDraft, createUploadSession, deleteMessage, messageAction, permissionOf, sendMail, uploadChunk, type ActionContext, type UploadSession } from './fake-graph-actions.js';
 import type { SentRecord } from './fake-graph-compose.js';
+import { batchRunner, type Incoming } from './fake-graph-batch.js';
 import { DeltaStates } from './fake-graph-delta.js';
 import { attachmentJson, folderJson, graphError, messageJson, ODataError, parseBody, splitTop, type Reply, type Representation } from './fake-graph-json.js';
 import { FakeMailbox, type FakeMessage } from './fake-graph-mailbox.js';
@@ -288,13 +288,6 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     return 'status' in listed ? listed : { status: 200, json: { '@odata.context': `${origin}/v1.0/$metadata#users('${mb.address}')/messages`, ...listed } };
   }
 
-  /** What a request is made of: the server's own requests and those inside a JSON batch alike. */
-  interface Incoming {
-    method: string;
-    url: string;
-    headers: IncomingHttpHeaders;
-  }
-
   async function handle(req: Incoming, raw: Buffer, inBatch: boolean): Promise<{ reply: Reply; scripted: ScriptedAnswer | undefined }> {
     const url = new URL(req.url, 'https://graph.invalid');
     const match = MAILBOX_PATH.exec(url.pathname);
@@ -372,59 +365,17 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     return route(record.method, match[2]!, url, mb, rep, body, record.prefer ?? '');
   }
 
-  /**
-   * POST /$batch: up to 20 requests, 4 at a time, each answered as if it came alone (authorization from
-   * the batch, its own Prefer header), and each counted against its mailbox's 4 concurrent requests.
-   */
-  async function batch(outer: Incoming, text: string): Promise<Reply> {
-    const list = parseBody(text).requests;
-    if (!Array.isArray(list) || list.length === 0) return error(400, 'BadRequest', 'Invalid batch payload format.');
-    if (list.length > 20) return error(400, 'BadRequest', 'Exceeded the maximum number of 20 requests allowed in a batch.');
-    const items = list as { id?: unknown; method?: unknown; url?: unknown; headers?: Record<string, unknown>; body?: unknown }[];
-    const ids = new Set<string>();
-    for (const r of items) {
-      if (typeof r?.id !== 'string' || ids.has(r.id) || typeof r.method !== 'string' || typeof r.url !== 'string' || !r.url.startsWith('/')) {
-        return error(400, 'BadRequest', 'Each request of a batch needs a unique id, a method and a relative url.');
-      }
-      ids.add(r.id);
-    }
-    const responses: Record<string, unknown>[] = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const i = next++;
-        responses[i] = await inner(outer, items[i]!);
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    return { status: 200, json: { responses } };
-  }
-
-  async function inner(outer: Incoming, r: { id?: unknown; method?: unknown; url?: unknown; headers?: Record<string, unknown>; body?: unknown }): Promise<Record<string, unknown>> {
-    const url = `/v1.0${r.url as string}`;
-    const user = MAILBOX_PATH.exec(new URL(url, 'https://graph.invalid').pathname)?.[1];
-    const mailbox = user ? decodeURIComponent(user).toLowerCase() : 'me';
-    const prefer = Object.entries(r.headers ?? {}).find(([k]) => k.toLowerCase() === 'prefer')?.[1];
-    const now = (inFlight.get(mailbox) ?? 0) + 1;
-    inFlight.set(mailbox, now);
-    maxInFlight.set(mailbox, Math.max(maxInFlight.get(mailbox) ?? 0, now));
-    try {
-      if (now > CONCURRENCY) {
-        requests.push({ at: performance.now(), method: String(r.method), path: url, query: {}, mailbox, status: 429, retryAfter: '1', inBatch: true });
-        return { id: r.id, status: 429, headers: { 'Retry-After': '1', 'Content-Type': 'application/json' }, body: (error(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.').json) };
-      }
-      const headers: IncomingHttpHeaders = { authorization: outer.headers.authorization, ...(typeof prefer === 'string' ? { prefer } : {}) };
-      const { reply, scripted } = await handle({ method: String(r.method).toUpperCase(), url, headers }, Buffer.from(r.body !== undefined ? JSON.stringify(r.body) : ''), true);
-      let json = reply.json;
-      if (scripted?.rewrite && json && typeof json === 'object') json = scripted.rewrite(json as Record<string, unknown>);
-      const out: Record<string, string> = {};
-      if (reply.headers?.['retry-after']) out['Retry-After'] = reply.headers['retry-after'];
-      if (json !== undefined) out['Content-Type'] = 'application/json';
-      return { id: r.id, status: reply.status, headers: out, ...(json !== undefined ? { body: json } : reply.bytes ? { body: reply.bytes.toString('base64') } : {}) };
-    } finally {
-      inFlight.set(mailbox, (inFlight.get(mailbox) ?? 1) - 1);
-    }
-  }
+  const batch = batchRunner({
+    handle: (req, raw) => handle(req, raw, true),
+    inFlight,
+    maxInFlight,
+    requests,
+    concurrency: CONCURRENCY,
+    mailboxOf: (path) => {
+      const user = MAILBOX_PATH.exec(path)?.[1];
+      return user ? decodeURIComponent(user).toLowerCase() : 'me';
+    },
+  });
 
   function write(res: ServerResponse, reply: Reply, scripted: ScriptedAnswer | undefined): void {
     let json = reply.json;

@@ -78,7 +78,7 @@ describe('new mail and work claims on outlook sessions (Graph delta query, categ
   const closers: (() => unknown)[] = [];
   const mailbox = USERS.alice.name;
   const secret = 'outlook-webhook-secret-0123456789';
-  const env = () => ({ ...world.env, MSB_WATCH_INTERVAL_MS: '150', MSB_EVENTS_HEARTBEAT_MS: '1000', MSB_WEBHOOK_RETRY_DELAYS_MS: '50,50' });
+  const env = () => ({ ...world.env, MSB_WATCH_INTERVAL_MS: '150', MSB_EVENTS_HEARTBEAT_MS: '1000', MSB_WEBHOOK_RETRY_DELAYS_MS: '50,50', MSB_RECONNECT_BASE_MS: '20' });
 
   before(async () => {
     world = await startGraphWorld();
@@ -157,6 +157,22 @@ describe('new mail and work claims on outlook sessions (Graph delta query, categ
     assert.equal(stream.events.filter((e) => e.type === 'message.new').length, 3, 'the new baseline reported nothing old');
     stream.close();
     assert.equal((await app.inject({ method: 'DELETE', url: '/v1/sessions/watch' })).statusCode, 204);
+  });
+
+  test('a delta link to another host is not followed nor kept: the check fails, the session reconnects, the watch goes on', async () => {
+    const stream = openStream(port, '/v1/events?session=hostile');
+    await stream.ready;
+    assert.equal((await app.inject({ method: 'POST', url: '/v1/sessions', payload: { name: 'hostile', type: 'outlook', mailbox } })).statusCode, 201);
+    await until('a check with the delta link', () => deltas().some((r) => r.query.$deltatoken));
+    world.graph.script.push({ match: /\/messages\/delta\?\$deltatoken=/, rewrite: (body) => ({ ...body, '@odata.deltaLink': 'https://evil.test/v1.0/me/mailFolders/x/messages/delta?$deltatoken=stolen' }) });
+    const state = await until('reconnecting', () => stream.events.find((e) => e.type === 'session.state' && e.body.data.state === 'reconnecting'));
+    assert.equal(state.body.data.code, 'MAIL_PROTOCOL_ERROR');
+    await until('connected again', () => stream.events.filter((e) => e.type === 'session.state' && e.body.data.state === 'connected').length >= 2 || undefined);
+    const after = await add('inbox', 'After the hostile answer');
+    const event = await until('message.new', () => stream.events.find((e) => e.type === 'message.new'));
+    assert.equal(event.body.data.id, encodeId(after.immutableId));
+    stream.close();
+    assert.equal((await app.inject({ method: 'DELETE', url: '/v1/sessions/hostile' })).statusCode, 204);
   });
 
   test('claims tag the message with a category (kept beside the others); a second claim, even in another process, does not get it', async () => {

@@ -30,6 +30,9 @@ const KNOWN_MAX = 10_000;
 const RESTART_CODES = new Set(['SyncStateNotFound', 'SyncStateInvalid', 'ResyncRequired', 'syncStateNotFound']);
 
 interface Watched {
+  /** The path as the session named it. */
+  asked: string;
+  /** The folder's path as events name it. */
   path: string;
   id: string;
   /** The @odata.deltaLink (or a @odata.nextLink not yet read to its end) of the last check. */
@@ -53,32 +56,29 @@ function iso(at: number): string {
 export class GraphWatcher implements MailWatcher {
   readonly #ctx: WatchContext;
   readonly #watched = new Map<string, Watched>();
+  #wanted: string[] = [];
   #listener: WatchListener | undefined;
 
   constructor(ctx: WatchContext) {
     this.#ctx = ctx;
   }
 
+  /**
+   * Sets the baselines of the folders not watched yet. A failure that may pass (throttling, the network)
+   * is not fatal: the folders left are set up at the next check.
+   */
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     this.#listener = listener;
-    const wanted = new Set<string>();
-    for (const path of folders) {
-      try {
-        const folder = await this.#ctx.folders.resolve(path);
-        wanted.add(folder.id);
-        if (this.#watched.has(folder.id)) continue;
-        const watched: Watched = { path: folder.path, id: folder.id, link: undefined, known: new Map() };
-        await this.#baseline(watched);
-        this.#watched.set(folder.id, watched);
-      } catch (err) {
-        if (!isAppError(err) || err.code !== 'FOLDER_NOT_FOUND') throw err;
-        this.#ctx.logger.warn({ code: err.code }, 'a watched folder does not exist: not watched');
-      }
+    this.#wanted = [...folders];
+    try {
+      await this.#setUp();
+    } catch (err) {
+      this.#ctx.logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR' }, 'watching could not start yet: tried again at the next check');
     }
-    for (const id of [...this.#watched.keys()]) if (!wanted.has(id)) this.#watched.delete(id);
   }
 
   async poll(): Promise<void> {
+    await this.#setUp();
     for (const watched of [...this.#watched.values()]) {
       try {
         await this.#check(watched);
@@ -88,6 +88,33 @@ export class GraphWatcher implements MailWatcher {
         this.#watched.delete(watched.id);
       }
     }
+  }
+
+  /** Resolves the wanted folders and sets the baseline of each one not watched yet; folders no longer wanted are dropped. */
+  async #setUp(): Promise<void> {
+    const wanted = new Set<string>();
+    for (const path of this.#wanted) {
+      // a folder set up once is known by its id (which a rename keeps): no request per check
+      const known = [...this.#watched.values()].find((w) => w.asked === path);
+      if (known) {
+        wanted.add(known.id);
+        continue;
+      }
+      try {
+        const folder = await this.#ctx.folders.resolve(path);
+        wanted.add(folder.id);
+        if (this.#watched.has(folder.id)) continue;
+        const watched: Watched = { asked: path, path: folder.path, id: folder.id, link: undefined, known: new Map() };
+        await this.#baseline(watched);
+        this.#watched.set(folder.id, watched);
+      } catch (err) {
+        if (!isAppError(err) || err.code !== 'FOLDER_NOT_FOUND') throw err;
+        // not there: not watched (and not asked for again until the next connect)
+        this.#ctx.logger.warn({ code: err.code }, 'a watched folder does not exist: not watched');
+        this.#wanted = this.#wanted.filter((p) => p !== path);
+      }
+    }
+    for (const id of [...this.#watched.keys()]) if (!wanted.has(id)) this.#watched.delete(id);
   }
 
   stop(): void {
@@ -158,11 +185,12 @@ export class GraphWatcher implements MailWatcher {
       }
       const delta = body['@odata.deltaLink'];
       const next = body['@odata.nextLink'];
-      if (typeof delta === 'string') return { changed, removed, link: delta };
+      // checked when received, so that a link that may not be followed is never kept
+      if (typeof delta === 'string') return { changed, removed, link: this.#checked(delta).href };
       if (typeof next !== 'string') throw new AppError('MAIL_PROTOCOL_ERROR', `Microsoft Graph ${c.host}: a delta page has neither a next nor a delta link`);
+      url = this.#checked(next).href;
       // the rest is read at the next check, from where this one stopped
-      if (page + 1 >= maxPages) return { changed, removed, link: next };
-      url = next;
+      if (page + 1 >= maxPages) return { changed, removed, link: url };
     }
   }
 
