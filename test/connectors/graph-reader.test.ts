@@ -4,6 +4,7 @@ import pino from 'pino';
 import { GraphConnector } from '../../src/connectors/graph/connection.js';
 import { toGraphError } from '../../src/connectors/graph/errors.js';
 import { MailboxLimiter } from '../../src/connectors/graph/mailbox-limiter.js';
+import { commentOf } from '../../src/connectors/graph/send.js';
 import { buildFilter, decodeCursor, encodeCursor, pagingOf, queryFingerprint } from '../../src/connectors/graph/query.js';
 import type { Connector } from '../../src/domain/connector.js';
 import type { ListQuery } from '../../src/domain/mail.js';
@@ -19,6 +20,20 @@ test('$filter: receivedDateTime first, then status, subject and sender; quotes d
     buildFilter({ ...query, status: 'read', subject: ["l'été"], from: ['a', 'b'], since: new Date('2026-11-01T10:00:00.250Z'), before: new Date('2026-12-01') }, '2026-11-30T08:00:00Z'),
     "receivedDateTime ge 2026-11-01T10:00:00.250Z and receivedDateTime lt 2026-12-01T00:00:00Z and receivedDateTime le 2026-11-30T08:00:00Z and isRead eq true and contains(subject,'l''été') and (contains(from/emailAddress/address,'a') or contains(from/emailAddress/name,'a') or contains(from/emailAddress/address,'b') or contains(from/emailAddress/name,'b'))",
   );
+});
+
+test('withoutKeyword: a lambda on categories after the receivedDateTime clauses; a cursor of such a listing is its own', () => {
+  assert.equal(
+    buildFilter({ ...query, status: 'unread', withoutKeyword: "$Processed" }),
+    "receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false and not(categories/any(c:c eq '$Processed'))",
+  );
+  assert.notEqual(queryFingerprint({ ...query, withoutKeyword: '$Processed' }), queryFingerprint(query));
+});
+
+test('the comment of a reply or forward is HTML: the html as given, the text escaped with its line breaks', () => {
+  assert.equal(commentOf({ text: 'a < b & "c"\r\nnext', html: null }), 'a &lt; b &amp; &quot;c&quot;<br>next');
+  assert.equal(commentOf({ text: 'ignored', html: '<p>hi</p>' }), '<p>hi</p>');
+  assert.equal(commentOf({ text: null, html: null }), '');
 });
 
 test('a cursor round-trips, stays URL-safe and short, and belongs to its query', () => {

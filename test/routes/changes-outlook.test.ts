@@ -231,6 +231,19 @@ describe('changing mail of outlook sessions (Microsoft Graph)', () => {
     assert.deepEqual(since(from).filter((r) => r.status === 429), []);
   });
 
+  test('hostile batch answers: not JSON, or a response left out, stop the call with what was done; nothing crashes', async () => {
+    const messages = await seed('inbox', 'Hostile batch', 3);
+    world.graph.script.push({ match: /^POST \/v1\.0\/\$batch/, status: 200, raw: '<html>gateway</html>' });
+    const notJson = assertProblem(await call('POST', '/messages/update', { where: { subject: 'hostile batch' }, seen: true }), 'MAIL_PROTOCOL_ERROR');
+    assert.deepEqual(notJson.partial, { updated: 0 });
+    world.graph.script.push({ match: /^POST \/v1\.0\/\$batch/, rewrite: (body) => ({ responses: (body.responses as unknown[]).slice(1) }) });
+    const leftOut = assertProblem(await call('POST', '/messages/update', { where: { subject: 'hostile batch' }, seen: true }), 'MAIL_PROTOCOL_ERROR');
+    assert.match(String(leftOut.detail), /left out request/);
+    assert.deepEqual((await call('POST', '/messages/update', { where: { subject: 'hostile batch' }, seen: true })).json(), { updated: 3 }, 'a retry does it');
+    assert.ok(messages.every((m) => m.isRead));
+    assert.equal((await call('GET', '')).json().state, 'connected');
+  });
+
   test('no token, subject or body in any log line', () => {
     assertNoSecrets(logs, [...world.secrets(), ...BODY_MARKERS, 'Quarterly statement', 'Partial delete'], 'log');
   });

@@ -219,6 +219,16 @@ describe('sending mail through outlook sessions (Microsoft Graph)', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/v1/sessions/mail' })).json().state, 'connected');
   });
 
+  test('an upload URL that is not https is not followed; the unsent draft is deleted again', async () => {
+    world.graph.script.push({ match: /createUploadSession$/, rewrite: (body) => ({ ...body, uploadUrl: String(body.uploadUrl).replace('https:', 'http:') }) });
+    const sentBefore = world.graph.sent.length;
+    const res = await post('/send', { to: USERS.bob.name, subject: 'Never sent', text: 'x', attachments: [{ filename: 'big.bin', content: randomBytes(3 * 1024 * 1024 + 1).toString('base64') }] });
+    assert.match(String(assertProblem(res, 'MAIL_PROTOCOL_ERROR').detail), /not https/);
+    assert.equal(world.graph.sent.length, sentBefore);
+    assert.equal(inFolder(alice, 'drafts').length, 0, 'the draft was removed');
+    assert.equal(world.graph.requests.at(-1)!.path.endsWith('/permanentDelete'), true);
+  });
+
   test('the same Idempotency-Key twice sends once', async () => {
     const before = world.graph.sent.length;
     const body = { to: USERS.bob.name, subject: 'Once only', text: 'once' };
