@@ -139,33 +139,58 @@ export class ImapReader implements MessageReader {
         client.fetchOne(String(ref.uid), { ...SUMMARY_QUERY, bodyParts: [{ key: 'header', start: 0, maxLength: headerMax }] }, { uid: true }),
       );
       if (!row) throw notFound();
-      const structure = readStructure(row.bodyStructure);
-      const headerBytes = row.headers ?? Buffer.alloc(0);
-      // a header block is complete when it ends with its blank line
-      const headerComplete = /\r?\n\r?\n$/.test(headerBytes.subarray(-4).toString('latin1'));
-      const parsedHeader = await parseMessage(headerComplete ? headerBytes : Buffer.concat([headerBytes.subarray(0, headerBytes.lastIndexOf('\n') + 1), Buffer.from('\r\n')]), {
-        maxBytes: headerMax + 2,
-      });
-      const body = await this.#bodies(client, ref.uid, structure, this.#ctx.parseMaxBytes - headerBytes.length);
+      const content = row.bodyStructure ? await this.#byParts(client, row, headerMax) : await this.#whole(client, row);
       let seen = row.flags?.has('\\Seen') ?? false;
       if (options.markAsRead && !seen) {
         await this.#cmd('STORE', () => client.messageFlagsAdd(String(ref.uid), ['\\Seen'], { uid: true }));
         seen = true;
       }
-      const summary = this.#summary(mailbox, row, structure);
-      return {
-        ...summary,
-        seen,
-        text: body.text,
-        html: body.html,
-        headers: parsedHeader.headers,
-        inReplyTo: row.envelope?.inReplyTo || null,
-        references: parsedHeader.references,
-        truncated: !headerComplete || body.truncated || structure.truncated,
-      };
+      const summary = this.#summary(mailbox, row, readStructure(row.bodyStructure));
+      return { ...summary, ...content, seen, hasAttachments: content.attachments.some((a) => !a.inline) };
     } finally {
       folder.release();
     }
+  }
+
+  /** The detail's content from the header and the body text parts that BODYSTRUCTURE names. */
+  async #byParts(client: ImapFlow, row: FetchMessageObject, headerMax: number) {
+    const structure = readStructure(row.bodyStructure);
+    const headerBytes = row.headers ?? Buffer.alloc(0);
+    // a header block is complete when it ends with its blank line
+    const headerComplete = /\r?\n\r?\n$/.test(headerBytes.subarray(-4).toString('latin1'));
+    const header = headerComplete ? headerBytes : Buffer.concat([headerBytes.subarray(0, headerBytes.lastIndexOf('\n') + 1), Buffer.from('\r\n')]);
+    const parsed = await parseMessage(header, { maxBytes: headerMax + 2 });
+    const body = await this.#bodies(client, row.uid, structure, this.#ctx.parseMaxBytes - headerBytes.length);
+    return {
+      text: body.text,
+      html: body.html,
+      headers: parsed.headers,
+      inReplyTo: row.envelope?.inReplyTo || null,
+      references: parsed.references,
+      truncated: !headerComplete || body.truncated || structure.truncated,
+      attachments: structure.attachments.map(attachmentInfo),
+    };
+  }
+
+  /**
+   * The detail's content when the server's BODYSTRUCTURE could not be read (imapflow refuses one nested past
+   * its depth limit): the first MSB_PARSE_MAX_BYTES of the message, parsed as POP3 parses, whose part ids are
+   * the same section numbers.
+   */
+  async #whole(client: ImapFlow, row: FetchMessageObject) {
+    const max = this.#ctx.parseMaxBytes;
+    const result = await this.#cmd('FETCH', () => client.download(String(row.uid), undefined, { uid: true, maxBytes: max }));
+    if (!('content' in result) || !result.content) throw notFound();
+    const parsed = await parseMessage(result.content, { maxBytes: max });
+    return {
+      text: parsed.text,
+      html: parsed.html,
+      headers: parsed.headers,
+      inReplyTo: row.envelope?.inReplyTo || parsed.inReplyTo,
+      references: parsed.references,
+      truncated: parsed.truncated || (row.size ?? 0) > max,
+      attachments: parsed.attachments.map((a) => ({ id: a.partId, filename: a.filename, contentType: a.contentType, size: a.size, inline: a.inline, contentId: a.contentId })),
+    };
   }
 
   async raw(id: string): Promise<Download> {
@@ -183,12 +208,18 @@ export class ImapReader implements MessageReader {
     return this.#download(folder, async (client) => {
       const row = await this.#cmd('FETCH', () => client.fetchOne(String(ref.uid), { uid: true, bodyStructure: true }, { uid: true }));
       if (!row) throw notFound();
-      const part = readStructure(row.bodyStructure).attachments.find((a) => a.id === attachmentId);
+      // without a readable BODYSTRUCTURE (see #whole) the id is a section number the server can still answer
+      const part = row.bodyStructure
+        ? readStructure(row.bodyStructure).attachments.find((a) => a.id === attachmentId)
+        : /^[1-9][0-9]{0,4}(\.[1-9][0-9]{0,4}){0,20}$/.test(attachmentId)
+          ? { id: attachmentId, downloadType: undefined, filename: undefined }
+          : undefined;
       if (!part) throw new AppError('ATTACHMENT_NOT_FOUND', `the message has no attachment "${attachmentId}"`);
       // decodeText: false gives the file's own bytes (a text attachment keeps its charset), only the transfer encoding removed
       const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), part.id, { uid: true, decodeText: false }));
       if (!('content' in result) || !result.content) throw new AppError('ATTACHMENT_NOT_FOUND', `the message has no attachment "${attachmentId}"`);
-      return { contentType: part.downloadType, filename: part.filename, size: null, stream: result.content };
+      const type = part.downloadType ?? (result.meta.contentType && /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(result.meta.contentType) ? result.meta.contentType : 'application/octet-stream');
+      return { contentType: type, filename: part.filename ?? (result.meta.filename || null), size: null, stream: result.content };
     });
   }
 
