@@ -224,6 +224,15 @@ describe('reading mail over IMAP (Dovecot), through the HTTP API', () => {
     assert.equal((await flagsOf(peer, 'INBOX', uid(two!.id))).has('\\Seen'), true);
     assert.equal((await get(`/messages/${two!.id}`)).seen, true);
     assert.deepEqual((await get('/messages?status=unread')).messages.map((m: Summary) => m.subject), ['unread one']);
+    // the folder opened read-write for markAsRead is left without expunging what another client flagged \Deleted
+    const lock = await peer.getMailboxLock('INBOX');
+    try {
+      await peer.messageFlagsAdd(String(uid(one!.id)), ['\\Deleted'], { uid: true });
+    } finally {
+      lock.release();
+    }
+    await get(`/messages/${two!.id}?markAsRead=true`);
+    assert.equal((await peer.status('INBOX', { messages: true })).messages, 2, 'nothing expunged');
   });
 
   test('a 20 MB attachment and the raw message stream byte-exact', async (t) => {

@@ -21,11 +21,11 @@ export interface ImapReaderContext {
   toError(err: unknown): AppError;
 }
 
-/** An opened folder, with the imapflow lock that must be released (always, in finally or when a download closes). */
+/** An opened folder, with the imapflow lock; `release` (always: in finally, or when a download closes) also deselects it. */
 interface OpenFolder {
   client: ImapFlow;
   mailbox: MailboxObject;
-  release: () => void;
+  release: () => Promise<void>;
 }
 
 const SPECIAL_USE: Readonly<Record<string, SpecialUse>> = {
@@ -47,8 +47,9 @@ function addresses(list: MessageAddressObject[] | undefined): MailAddress[] {
 /**
  * Reading through the session's one IMAP connection (imapflow). Every operation opens its folder afresh
  * (EXAMINE, read-only, so nothing it does can set \Seen; SELECT only for markAsRead), which also gives the
- * folder's current UIDVALIDITY to check ids and cursors against. Commands are bounded by the command timeout;
- * one that times out closes the connection, and the session reconnects.
+ * folder's current UIDVALIDITY to check ids and cursors against, and closes it when done (#deselect).
+ * Commands are bounded by the command timeout; one that times out closes the connection, and the session
+ * reconnects.
  *
  * Order is arrival order: UIDs grow as messages arrive (RFC 9051 2.3.1.1), so "newest" is the highest UID.
  * A page is chosen by UID SEARCH (or, without filters, by sequence numbers, so the first page costs the same
@@ -126,7 +127,7 @@ export class ImapReader implements MessageReader {
         nextCursor: hasMore && last !== undefined ? encodeCursor({ path: mailbox.path, uidValidity: mailbox.uidValidity, uid: last, order: q.order }) : null,
       };
     } finally {
-      folder.release();
+      await folder.release();
     }
   }
 
@@ -148,7 +149,7 @@ export class ImapReader implements MessageReader {
       const summary = this.#summary(mailbox, row, readStructure(row.bodyStructure));
       return { ...summary, ...content, seen, hasAttachments: content.attachments.some((a) => !a.inline) };
     } finally {
-      folder.release();
+      await folder.release();
     }
   }
 
@@ -250,7 +251,31 @@ export class ImapReader implements MessageReader {
     // the session runs one operation at a time, so the lock is granted at once; it guards imapflow's own
     // bookkeeping, and a wait for it is bounded all the same
     const lock = await this.#cmd('lock', (c) => c.getMailboxLock(mailbox.path, { readOnly, acquireTimeout: this.#ctx.commandMs }));
-    return { client, mailbox, release: () => lock.release() };
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      lock.release();
+      await this.#deselect(client, mailbox.path, readOnly);
+    };
+    return { client, mailbox, release };
+  }
+
+  /**
+   * Leaves the connection with nothing selected between operations, as the session expects: the server then
+   * keeps no folder open for an idle session (10,000 of them), sends it no updates, and a folder deleted by
+   * another client meanwhile cannot break it (GreenMail drops a connection whose selected folder goes). CLOSE
+   * removes nothing from a folder opened read-only (RFC 9051 6.4.1); one opened for markAsRead is first opened
+   * read-only again, so that CLOSE cannot expunge messages another client flagged \Deleted. Failures are left
+   * to the next command (the connection is then gone, and the session reconnects).
+   */
+  async #deselect(client: ImapFlow, path: string, readOnly: boolean): Promise<void> {
+    try {
+      if (!readOnly) await this.#cmd('EXAMINE', () => client.mailboxOpen(path, { readOnly: true }));
+      await this.#cmd('CLOSE', () => client.mailboxClose());
+    } catch {
+      // nothing to do: see above
+    }
   }
 
   /** Opens the folder of message `id` and checks that the id still names a message of it (same UIDVALIDITY). */
@@ -265,7 +290,7 @@ export class ImapReader implements MessageReader {
       throw isAppError(err) && err.code === 'FOLDER_NOT_FOUND' ? notFound() : err;
     }
     if (folder.mailbox.uidValidity !== ref.uidValidity) {
-      folder.release();
+      await folder.release();
       throw notFound();
     }
     return { folder, ref };
@@ -285,10 +310,10 @@ export class ImapReader implements MessageReader {
     try {
       download = await make(folder.client);
     } catch (err) {
-      folder.release();
+      await folder.release();
       throw err;
     }
-    download.stream.once('close', folder.release);
+    download.stream.once('close', () => void folder.release());
     return download;
   }
 
