@@ -249,6 +249,7 @@ export async function decodeTextPart(meta: TextPartMeta, body: Buffer): Promise<
   ].filter((p): p is string => p !== undefined);
   const encoding = token(meta.encoding) ?? '8bit';
   const head = Buffer.from(`Content-Type: ${params.join('; ')}\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n`);
-  const outcome = await runParser(Buffer.concat([head, body]), head.length + body.length + 1);
+  // a stream of the two, so that a text part of megabytes is not copied once more
+  const outcome = await runParser(Readable.from([head, body]), head.length + body.length + 1);
   return bodies(outcome.text);
 }

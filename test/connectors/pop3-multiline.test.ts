@@ -44,3 +44,31 @@ test('a line that only starts like the terminator is data', () => {
   assert.deepEqual(decode(Buffer.from('..\r\n.x\r\n.\r\n'), [1, 2, 5]), { body: '.\r\nx\r\n', done: true });
   assert.deepEqual(decode(Buffer.from('a\r\n.'), []), { body: 'a\r\n', done: false }, 'no terminator yet');
 });
+
+test('against Dovecot: a slow reader pauses the socket, and every answer hands it back flowing for the next command', async (t) => {
+  const { startDovecot } = await import('../harness/dovecot.js');
+  const { default: Pop3Command } = await import('node-pop3');
+  const { collect, multiline } = await import('../../src/connectors/pop3/multiline.js');
+  const { setTimeout: sleep } = await import('node:timers/promises');
+  const user = 'slow@example.test';
+  const dovecot = await startDovecot({ users: { [user]: 'slow-Secret-1' } });
+  t.after(() => dovecot.close());
+  const line = 'a line of a message that is read slowly\r\n';
+  for (let i = 0; i < 4; i++) await dovecot.deliver(user, `Subject: slow ${i}\r\n\r\n${line.repeat(25_000 + i * 977)}`);
+  const pop = new Pop3Command({ host: '127.0.0.1', port: dovecot.ports.pop3, user, password: 'slow-Secret-1', timeout: 10_000 });
+  pop.on('error', () => {});
+  await pop._connect();
+  for (let n = 1; n <= 4; n++) {
+    const body = await multiline(pop, `RETR ${n}`, 'test');
+    let bytes = 0;
+    for await (const chunk of body) {
+      bytes += (chunk as Buffer).length;
+      await sleep(1);
+    }
+    assert.ok(bytes > 1_000_000);
+    assert.equal(pop._socket?.isPaused(), false, `after RETR ${n}`);
+  }
+  // the next answers arrive (UIDL through this module, QUIT through node-pop3)
+  assert.equal((await collect(await multiline(pop, 'UIDL', 'test'), 1 << 20)).bytes.toString().trim().split('\r\n').length, 4);
+  assert.match(await pop.QUIT(), /Logging out|Bye/i);
+});

@@ -32,6 +32,12 @@ const SPECIAL_USE: Readonly<Record<string, SpecialUse>> = {
   '\\Inbox': 'inbox', '\\Sent': 'sent', '\\Drafts': 'drafts', '\\Trash': 'trash', '\\Junk': 'junk', '\\Archive': 'archive', '\\All': 'all', '\\Flagged': 'flagged',
 };
 
+/**
+ * Bytes per FETCH of a download (imapflow's default is 64 KiB). Each chunk is one round trip: 1 MiB streams about
+ * 2.5 times as fast here, and a download then holds about two chunks in memory.
+ */
+const DOWNLOAD_CHUNK = 1024 * 1024;
+
 const SUMMARY_QUERY: FetchQueryObject = { uid: true, flags: true, envelope: true, internalDate: true, size: true, bodyStructure: true };
 
 const notFound = () => new AppError('MESSAGE_NOT_FOUND', 'no message with this id in this session (it was moved or deleted, or its folder was re-created)');
@@ -180,7 +186,7 @@ export class ImapReader implements MessageReader {
    */
   async #whole(client: ImapFlow, row: FetchMessageObject) {
     const max = this.#ctx.parseMaxBytes;
-    const result = await this.#cmd('FETCH', () => client.download(String(row.uid), undefined, { uid: true, maxBytes: max }));
+    const result = await this.#cmd('FETCH', () => client.download(String(row.uid), undefined, { uid: true, maxBytes: max, chunkSize: DOWNLOAD_CHUNK }));
     if (!('content' in result) || !result.content) throw notFound();
     const parsed = await parseMessage(result.content, { maxBytes: max });
     return {
@@ -197,7 +203,7 @@ export class ImapReader implements MessageReader {
   async raw(id: string): Promise<Download> {
     const { folder, ref } = await this.#openMessage(id, true);
     return this.#download(folder, async (client) => {
-      const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), undefined, { uid: true }));
+      const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), undefined, { uid: true, chunkSize: DOWNLOAD_CHUNK }));
       if (!('content' in result) || !result.content) throw notFound();
       // RFC822.SIZE is the server's count: not sent as Content-Length, so that a server that miscounts cannot break the response
       return { contentType: 'message/rfc822', filename: null, size: null, stream: result.content };
@@ -217,7 +223,7 @@ export class ImapReader implements MessageReader {
           : undefined;
       if (!part) throw new AppError('ATTACHMENT_NOT_FOUND', `the message has no attachment "${attachmentId}"`);
       // decodeText: false gives the file's own bytes (a text attachment keeps its charset), only the transfer encoding removed
-      const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), part.id, { uid: true, decodeText: false }));
+      const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), part.id, { uid: true, decodeText: false, chunkSize: DOWNLOAD_CHUNK }));
       if (!('content' in result) || !result.content) throw new AppError('ATTACHMENT_NOT_FOUND', `the message has no attachment "${attachmentId}"`);
       const type = part.downloadType ?? (result.meta.contentType && /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(result.meta.contentType) ? result.meta.contentType : 'application/octet-stream');
       return { contentType: type, filename: part.filename ?? (result.meta.filename || null), size: null, stream: result.content };

@@ -27,19 +27,24 @@ export class DotDecoder {
   #held: Buffer | undefined;
   done = false;
 
-  /** The body bytes in `chunk`; after the terminator `done` is set and the rest is ignored. */
+  /**
+   * The body bytes in `chunk`: as few slices of it as the removed dots allow (one, mostly), since every slice
+   * becomes one write downstream. After the terminator `done` is set and the rest is ignored.
+   */
   push(chunk: Buffer): Buffer[] {
     const data = this.#held ? Buffer.concat([this.#held, chunk]) : chunk;
     this.#held = undefined;
     const out: Buffer[] = [];
+    let run = 0; // where the current run of body bytes started
     let i = 0;
     while (i < data.length && !this.done) {
       if (this.#lineStart) {
         if (data[i] === DOT) {
           const next = data[i + 1];
           if (next === undefined || (next === CR && data[i + 2] === undefined)) {
+            if (i > run) out.push(data.subarray(run, i));
             this.#held = data.subarray(i);
-            break;
+            return out;
           }
           // "." CRLF ends the answer (a bare LF is taken as well, for servers that send one)
           if (next === LF || (next === CR && data[i + 2] === LF)) {
@@ -47,16 +52,21 @@ export class DotDecoder {
             break;
           }
           // any other line starting with "." was stuffed: drop the one added
+          if (i > run) out.push(data.subarray(run, i));
+          run = i + 1;
           i += 1;
         }
         this.#lineStart = false;
       }
       const nl = data.indexOf(LF, i);
-      const end = nl < 0 ? data.length : nl + 1;
-      if (end > i) out.push(data.subarray(i, end));
-      i = end;
-      if (nl >= 0) this.#lineStart = true;
+      if (nl < 0) {
+        i = data.length;
+      } else {
+        i = nl + 1;
+        this.#lineStart = true;
+      }
     }
+    if (i > run) out.push(data.subarray(run, i));
     return out;
   }
 }
@@ -92,6 +102,8 @@ export function multiline(pop: Pop3Command, command: string, where: string): Pro
       socket.off('close', onClose);
       socket.off('error', onError);
       for (const listener of saved) socket.on('data', listener);
+      // a socket paused for a slow reader would hold back the next answer: it is handed back flowing
+      socket.resume();
     };
     const fail = (err: AppError) => {
       restore();
@@ -136,6 +148,7 @@ export function multiline(pop: Pop3Command, command: string, where: string): Pro
     socket.on('data', onData);
     socket.once('close', onClose);
     socket.once('error', onError);
+    socket.resume();
     socket.write(`${command}\r\n`, 'latin1');
   });
 }
