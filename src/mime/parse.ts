@@ -231,6 +231,11 @@ export interface TextPartMeta {
   delsp?: string | undefined;
 }
 
+async function* prepend(head: Buffer, body: Readable): AsyncGenerator<Buffer> {
+  yield head;
+  for await (const chunk of body) yield chunk as Buffer;
+}
+
 /** A header parameter value that may go into a header line as a token; anything else is left out. */
 const token = (value: string | undefined): string | undefined => (value && /^[A-Za-z0-9._:+-]{1,64}$/.test(value) ? value : undefined);
 
@@ -239,7 +244,7 @@ const token = (value: string | undefined): string | undefined => (value && /^[A-
  * charset and format=flowed, by handing mailparser the part as a message of its own with the MIME headers
  * rebuilt from `meta`, so IMAP and POP3 decode alike. An HTML part also gets `text` derived from it.
  */
-export async function decodeTextPart(meta: TextPartMeta, body: Buffer): Promise<{ text: string | null; html: string | null }> {
+export async function decodeTextPart(meta: TextPartMeta, body: Buffer | Readable): Promise<{ text: string | null; html: string | null }> {
   const type = meta.type === 'text/html' ? 'text/html' : 'text/plain';
   const params = [
     type,
@@ -249,7 +254,8 @@ export async function decodeTextPart(meta: TextPartMeta, body: Buffer): Promise<
   ].filter((p): p is string => p !== undefined);
   const encoding = token(meta.encoding) ?? '8bit';
   const head = Buffer.from(`Content-Type: ${params.join('; ')}\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n`);
-  // a stream of the two, so that a text part of megabytes is not copied once more
-  const outcome = await runParser(Readable.from([head, body]), head.length + body.length + 1);
+  // a stream of the two, so that a text part of megabytes is not copied once more; the caller bounded `body`
+  const input = Buffer.isBuffer(body) ? Readable.from([head, body]) : Readable.from(prepend(head, body));
+  const outcome = await runParser(input, Number.MAX_SAFE_INTEGER);
   return bodies(outcome.text);
 }

@@ -323,6 +323,16 @@ describe('reading mail over IMAP (Dovecot), through the HTTP API', () => {
     const csv = await app.inject({ url: `/v1/sessions/s/messages/${eight.id}/attachments/2` });
     assert.equal(csv.rawPayload.toString('utf8'), 'ä,b');
     assertProblem(await app.inject({ url: '/v1/sessions/s/messages/bm90LWFuLWlk' }), 'MESSAGE_NOT_FOUND');
+
+    // text parts larger than a download chunk are streamed into the parser: the same text, whole
+    const longText = 'Zeile mit Umlauten: äöü ß, and a long line '.repeat(12).concat('\n').repeat(1500);
+    const longHtml = `<p>${'Großer Absatz. '.repeat(30_000)}</p>`;
+    await peer.append('INBOX', await compose({ subject: 'long parts', text: longText, html: longHtml, textEncoding: 'quoted-printable' }));
+    const long = (await get('/messages?limit=1')).messages[0] as Summary;
+    const dl = await get(`/messages/${long.id}`);
+    assert.equal(dl.text, longText);
+    assert.equal(dl.html, longHtml);
+    assert.equal(dl.truncated, false);
   });
 
   test('hostile mail and the parse limit: truncated results, never a 5xx, the session unharmed', async (t) => {
