@@ -324,8 +324,8 @@ describe('reading mail over IMAP (Dovecot), through the HTTP API', () => {
     assert.equal(csv.rawPayload.toString('utf8'), 'ä,b');
     assertProblem(await app.inject({ url: '/v1/sessions/s/messages/bm90LWFuLWlk' }), 'MESSAGE_NOT_FOUND');
 
-    // text parts larger than a download chunk are streamed into the parser: the same text, whole
-    const longText = 'Zeile mit Umlauten: äöü ß, and a long line '.repeat(12).concat('\n').repeat(1500);
+    // text parts larger than a download chunk (1 MiB) are streamed into the parser: the same text, whole
+    const longText = 'Zeile mit Umlauten: äöü ß, and a long line '.repeat(12).concat('\n').repeat(3000);
     const longHtml = `<p>${'Großer Absatz. '.repeat(30_000)}</p>`;
     await peer.append('INBOX', await compose({ subject: 'long parts', text: longText, html: longHtml, textEncoding: 'quoted-printable' }));
     const long = (await get('/messages?limit=1')).messages[0] as Summary;

@@ -34,12 +34,17 @@ const SPECIAL_USE: Readonly<Record<string, SpecialUse>> = {
 
 /**
  * Bytes per FETCH of a download (imapflow's default is 64 KiB). Each chunk is one round trip, so larger ones stream
- * faster (256 KiB about twice, 1 MiB about 2.5 times here), but every chunk leaves its literal, its base64 text and
- * its decoded bytes for the garbage collector: with 1 MiB the service's RSS swung 50-90 MB above its resting size
- * while streaming 100 MB, with 256 KiB 40-70 MB. (FETCH BINARY, which spares the base64 decoding, was slower
- * still: Dovecot decodes the part from its start for every partial BINARY fetch.)
+ * faster (256 KiB about 1.5-2 times here), but every chunk leaves its literal, its base64 text and its decoded bytes
+ * to the garbage collector: streaming 100 MB, the service's RSS peaked about 40 MB above rest with 256 KiB (16 MB
+ * with 64 KiB, 50-90 MB with 1 MiB), while what stays live is about 1 MB (bench/mail-read.ts). FETCH BINARY, which
+ * spares the base64 decoding, was slower still: Dovecot decodes the part from its start for every partial fetch.
  */
 const DOWNLOAD_CHUNK = 256 * 1024;
+/**
+ * Text parts up to this size are fetched together in one FETCH; a larger one streams into the parser in chunks of
+ * this size (its decoded text is held anyway, so larger chunks cost little memory and save round trips).
+ */
+const TEXT_CHUNK = 1024 * 1024;
 
 const SUMMARY_QUERY: FetchQueryObject = { uid: true, flags: true, envelope: true, internalDate: true, size: true, bodyStructure: true };
 
@@ -391,7 +396,7 @@ export class ImapReader implements MessageReader {
     }
     if (!wanted.length) return { text: null, html: null, truncated };
     // small parts in one FETCH; a large one streamed in chunks into the parser, so that imapflow never holds it whole
-    const small = wanted.filter((w) => w.bytes <= DOWNLOAD_CHUNK);
+    const small = wanted.filter((w) => w.bytes <= TEXT_CHUNK);
     const row = small.length
       ? await this.#cmd('FETCH', () => client.fetchOne(String(uid), { uid: true, bodyParts: small.map((w) => ({ key: w.part.section, start: 0, maxLength: w.bytes })) }, { uid: true }))
       : undefined;
@@ -402,13 +407,13 @@ export class ImapReader implements MessageReader {
     for (const w of wanted) {
       const { part } = w;
       let decoded: { text: string | null; html: string | null };
-      if (w.bytes <= DOWNLOAD_CHUNK) {
+      if (w.bytes <= TEXT_CHUNK) {
         const bytes = row?.bodyParts?.get(part.section.toLowerCase()) ?? row?.bodyParts?.get(part.section);
         if (!bytes) continue;
         decoded = await decodeTextPart(part, bytes);
       } else {
         // download() removes the transfer encoding itself (decodeText: false leaves charset and format=flowed to the parser)
-        const result = await this.#cmd('FETCH', () => client.download(String(uid), part.section, { uid: true, decodeText: false, maxBytes: w.bytes, chunkSize: DOWNLOAD_CHUNK }));
+        const result = await this.#cmd('FETCH', () => client.download(String(uid), part.section, { uid: true, decodeText: false, maxBytes: w.bytes, chunkSize: TEXT_CHUNK }));
         if (!('content' in result) || !result.content) continue;
         decoded = await decodeTextPart({ ...part, encoding: 'binary' }, result.content);
       }
