@@ -9,8 +9,9 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
-import { authPlugin } from './plugins/auth.js';
+import { authPlugin, DEV_PRINCIPAL } from './plugins/auth.js';
 import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems.js';
+import { sharedSchemasPlugin } from './plugins/shared-schemas.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { ApiKeys } from './security/api-keys.js';
@@ -19,8 +20,22 @@ import { SecretStore } from './security/secret-store.js';
 import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { messageRoutes } from './routes/messages.js';
+import { changeRoutes } from './routes/changes.js';
+import { sendRoutes } from './routes/send.js';
+import { eventRoutes } from './routes/events.js';
+import { claimRoutes } from './routes/claims.js';
+import { ClaimService } from './domain/claims.js';
+import { MemoryLeaseStore } from './domain/leases.js';
+import { EventHub } from './domain/events.js';
+import { startWebhooks } from './webhook-delivery.js';
+import { FileSessionStore } from './store/file-session-store.js';
+import { noSessionStore } from './domain/session-store.js';
+import { restoreSessions } from './restore-sessions.js';
+import { MemoryIdempotencyStore } from './domain/idempotency.js';
+import { SendQuota } from './domain/send-quota.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
+import { MailboxLimiter } from './connectors/graph/mailbox-limiter.js';
 import { supportedBy } from './kinds/index.js';
 
 export interface AppDependencies {
@@ -69,7 +84,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   const metrics = createMetrics();
   const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
-  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound) };
+  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound), graphLimiter: new MailboxLimiter() };
   const keys = config.MSB_AUTH === 'keys' ? new ApiKeys(config.MSB_API_KEYS) : undefined;
   const secrets = new SecretStore({
     dir: config.MSB_SECRETS_DIR,
@@ -77,7 +92,10 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     env: deps.secretEnv ?? {},
     openAccess: config.MSB_AUTH === 'none',
   });
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy });
+  const events = new EventHub({ bufferSize: config.MSB_EVENT_BUFFER_SIZE });
+  const store = config.MSB_SESSION_STORE_FILE ? await FileSessionStore.open(config.MSB_SESSION_STORE_FILE, Buffer.from(config.MSB_SESSION_STORE_KEY, 'base64')) : noSessionStore;
+  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events, store });
+  const webhooks = await startWebhooks(config, { events, pool, outbound, logger });
   metrics.watch(pool);
   let accepting = true;
 
@@ -102,19 +120,35 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     accepting = false;
   });
   app.addHook('onClose', async () => {
+    webhooks.close();
     await pool.closeAll();
+    await store.close();
     await services.oauth.close();
   });
 
   await app.register(problemsPlugin);
+  await app.register(sharedSchemasPlugin);
   await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS });
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
-  await app.register(openapiPlugin);
+  await app.register(openapiPlugin, { publicUrl: config.MSB_PUBLIC_URL });
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
-  await app.register(sessionRoutes, { pool, config, services, secrets });
-  await app.register(messageRoutes, { pool });
+  await app.register(sessionRoutes, { pool, outbound, config, services, secrets });
+  await app.register(messageRoutes, { pool, events });
+  await app.register(changeRoutes, { pool });
+  await app.register(sendRoutes, {
+    pool,
+    config,
+    idempotency: new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
+    quota: new SendQuota(config.MSB_SEND_PER_MINUTE),
+  });
+  await app.register(claimRoutes, {
+    pool,
+    claims: new ClaimService(new MemoryLeaseStore({ maxFinished: config.MSB_CLAIM_MAX_FINISHED }), { keyword: config.MSB_CLAIM_KEYWORD }),
+  });
+  await app.register(eventRoutes, { events, heartbeatMs: config.MSB_EVENTS_HEARTBEAT_MS, streamsPerPrincipal: config.MSB_EVENT_STREAMS_PER_PRINCIPAL });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
+  await restoreSessions(store, pool, { config, services, secrets, outbound }, (name) => (keys ? keys.principal(name) : name === DEV_PRINCIPAL.name ? DEV_PRINCIPAL : undefined), logger);
   return app;
 }
 

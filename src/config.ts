@@ -25,6 +25,7 @@ export const ConfigSchema = Type.Object({
   MSB_MAX_SESSIONS_PER_HOST: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Most sessions to one mail host (0 = no limit beyond MSB_MAX_SESSIONS).' }),
   MSB_KEEPALIVE_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000, description: 'IMAP keepalive period (STATUS INBOX, which also refreshes the summary); 0 = off. A dead connection is noticed within this plus MSB_COMMAND_TIMEOUT_MS.' }),
   MSB_CHECK_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000, description: 'Check period of POP3 sessions (login, STAT, QUIT); 0 = off.' }),
+  MSB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'How often sessions that cannot be told of new mail (POP3, EWS, Outlook) look for it in their watched folders, for message.new events; 0 = they do not watch. IMAP sessions are told at once (IDLE).' }),
   MSB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 3_600_000, description: 'Close a session after this long without an API call naming it (0 = never); a session may override it with idleTimeoutMs.' }),
   MSB_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 45_000, description: 'Longest wait for the previous operation on the same session; then SESSION_BUSY.' }),
   MSB_PARSE_MAX_BYTES: Type.Integer({
@@ -49,6 +50,22 @@ export const ConfigSchema = Type.Object({
     description: 'Addresses never connected to, checked after DNS resolution (default: loopback, link-local incl. cloud metadata, unspecified, multicast). Private ranges stay allowed: mail servers live there.',
   }),
   MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
+  MSB_SEND_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 157_286_400, default: 26_214_400, description: 'Largest message the send routes accept: text, HTML and decoded attachments together (the request body may be a third larger, base64).' }),
+  MSB_SEND_MAX_RECIPIENTS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most recipients (to, cc and bcc together) of one message sent.' }),
+  MSB_SEND_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 60, description: 'Most messages one principal may send per minute (send, reply, forward); 0 = no limit.' }),
+  MSB_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1000, maximum: 604_800_000, default: 86_400_000, description: 'How long an Idempotency-Key of the send routes is remembered.' }),
+  MSB_IDEMPOTENCY_MAX_KEYS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000, description: 'Most Idempotency-Keys remembered at once; the oldest go first.' }),
+  MSB_EVENT_BUFFER_SIZE: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 1000, description: 'Events kept per principal for clients that resume with Last-Event-ID.' }),
+  MSB_EVENTS_HEARTBEAT_MS: Type.Integer({ minimum: 1000, maximum: 300_000, default: 15_000, description: 'Period of the comment line sent on idle event streams, so that proxies keep them open.' }),
+  MSB_EVENT_STREAMS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 20, description: 'Most event streams (GET /v1/events) one principal may hold open.' }),
+  MSB_WEBHOOK_URLS: Type.String({ default: '', description: 'Webhooks per principal: principal=url entries separated by commas; every event of that principal\'s sessions is POSTed there, signed with MSB_WEBHOOK_SECRET.' }),
+  MSB_WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the HMAC-SHA256 signature of the MSB_WEBHOOK_URLS deliveries (at least 16 characters; required when MSB_WEBHOOK_URLS is set).' }),
+  MSB_WEBHOOK_RETRY_DELAYS_MS: Type.String({ pattern: '^[0-9]{1,9}(,[0-9]{1,9}){0,19}$', default: '1000,5000,30000,120000,600000', description: 'Waits before each retry of a webhook delivery that failed (non-2xx, timeout, no connection); the count + 1 is the number of attempts.' }),
+  MSB_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: 'Time a webhook receiver has to answer one delivery.' }),
+  MSB_CLAIM_KEYWORD: Type.String({ pattern: '^\\$?[A-Za-z0-9_.-]{1,64}$', default: '$Processed', description: 'What marks a message done by a work claim on the server: an IMAP keyword, an EWS/Graph category of this name.' }),
+  MSB_CLAIM_MAX_FINISHED: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000, description: 'Finished message ids remembered per session in the process (what keeps done messages from being claimed again where the server has no keywords: POP3).' }),
+  MSB_SESSION_STORE_FILE: Type.String({ default: '', description: 'File that keeps session definitions (secrets included) across restarts, encrypted with MSB_SESSION_STORE_KEY; a restarted service restores its sessions by itself. Empty: sessions live in memory only.' }),
+  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE: 32 random bytes in base64 (openssl rand -base64 32).' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({
@@ -79,6 +96,12 @@ export const ConfigSchema = Type.Object({
     pattern: `^(${HOST_PORT.slice(1, -1)})?(,\\s*${HOST_PORT.slice(1, -1)})*$`,
     default: 'outlook.office365.com',
     description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
+  }),
+  MSB_EWS_MAX_DOWNLOAD_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 1_073_741_824,
+    default: 33_554_432,
+    description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 inside one XML answer, held in memory (the process grows by about 5x the size while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
   }),
   // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
   MSB_GRAPH_CLIENT_ID: Type.String({
@@ -124,6 +147,9 @@ export function loadConfig(env: Record<string, string | undefined> = {}): Config
   }
   const withDefaults = Value.Default(ConfigSchema, raw);
   if (Value.Check(ConfigSchema, withDefaults)) {
+    if ((withDefaults.MSB_SESSION_STORE_FILE === '') !== (withDefaults.MSB_SESSION_STORE_KEY === '')) {
+      throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
+    }
     if (withDefaults.MSB_AUTH === 'keys' && withDefaults.MSB_API_KEYS.trim() === '') {
       throw new ConfigError('invalid configuration: MSB_API_KEYS is empty while MSB_AUTH=keys: configure API keys (npm run api-key), or set MSB_AUTH=none for development');
     }

@@ -1,5 +1,6 @@
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config.js';
+import { redactValue } from './security/redact.js';
 
 /**
  * Paths redacted in every log line. Secrets are also wrapped in `Secret` (which serializes as
@@ -32,4 +33,36 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>): LoggerOptions 
 /** The service logger: pino JSON to stdout, or to `destination` (tests capture every line this way). */
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
   return destination ? pino(loggerOptions(config), destination) : pino(loggerOptions(config));
+}
+
+/** The level methods a mail library calls (imapflow's Logger; MSAL's callback goes through the same). */
+export interface LibraryLogger {
+  trace(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  fatal(...args: unknown[]): void;
+  isLevelEnabled(level: string): boolean;
+}
+
+const LIBRARY_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+/**
+ * The logger to hand a mail library: every argument of every line (message and fields alike) has the
+ * session's current secrets removed by the rule API details use (redactSecrets), because libraries log
+ * what a server said, and a server may echo the password (imapflow logs the raw responseText of a
+ * refused LOGIN at error level). `secrets` is read per line: a token that changes is covered at once.
+ */
+export function scrubbingLogger(logger: Logger, secrets: () => readonly string[]): LibraryLogger {
+  const out = { isLevelEnabled: (level: string) => logger.isLevelEnabled(level) } as LibraryLogger;
+  for (const level of LIBRARY_LEVELS) {
+    out[level] = (...args: unknown[]) => {
+      if (!logger.isLevelEnabled(level)) return;
+      const current = secrets();
+      const clean = args.map((arg) => redactValue(arg, current));
+      (logger[level] as (...a: unknown[]) => void)(...clean);
+    };
+  }
+  return out;
 }

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import type { EventHub } from './events.js';
+import { noSessionStore, type SessionStore } from './session-store.js';
 import type { Capability } from './mail.js';
 import type { PreparedSession } from './prepared-session.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
@@ -12,6 +14,10 @@ export interface PoolOptions {
   logger: Logger;
   observer: SessionObserver;
   outbound: OutboundPolicy;
+  /** Where session definitions outlive the process (default: nowhere). */
+  store?: SessionStore;
+  /** Where sessions publish their events (state changes, new mail). */
+  events?: EventHub;
   /** The session types whose connectors have a capability (kinds/index.ts knows them). */
   supportedBy: (capability: Capability) => readonly string[];
 }
@@ -34,10 +40,12 @@ export class SessionPool {
   readonly #hosts = new Map<Session, string>();
   readonly #options: PoolOptions;
   readonly #limiter: RateLimiter;
+  readonly #store: SessionStore;
   #closed = false;
 
   constructor(options: PoolOptions) {
     this.#options = options;
+    this.#store = options.store ?? noSessionStore;
     this.#limiter = new RateLimiter(options.config.MSB_RECONNECT_RATE_PER_SEC);
   }
 
@@ -70,7 +78,24 @@ export class SessionPool {
       await session.close();
       throw err;
     }
+    this.#persist(session, prepared);
     return { session, created: true };
+  }
+
+  /**
+   * Puts back a session from the session store after a restart: it is in the pool at once (state
+   * connecting) and connects in the background at the reconnect rate. The limits are not checked: the
+   * session existed before.
+   */
+  restore(owner: string, name: string, prepared: PreparedSession): Session {
+    if (this.#closed) throw new AppError('SHUTTING_DOWN', 'the service is shutting down');
+    const existing = this.#sessions.get(keyOf(owner, name));
+    if (existing) return existing;
+    const session = new Session(owner, name, prepared, this.#sessionOptions(owner, name, prepared));
+    this.#sessions.set(keyOf(owner, name), session);
+    if (prepared.host) this.#hosts.set(session, prepared.host);
+    void session.restore();
+    return session;
   }
 
   /** The owner's session of that name. Another owner's session is "not found", never "forbidden". */
@@ -80,16 +105,22 @@ export class SessionPool {
     return session;
   }
 
+  /** The owner's session of that name, or undefined. */
+  find(owner: string, name: string): Session | undefined {
+    return this.#sessions.get(keyOf(owner, name));
+  }
+
   /** The owner's sessions, or every session when owner is undefined. */
   list(owner?: string): Session[] {
     const all = [...this.#sessions.values()];
     return owner === undefined ? all : all.filter((s) => s.owner === owner);
   }
 
-  /** Logs out and removes one session. */
+  /** Logs out and removes one session, from the session store too. */
   async close(owner: string, name: string): Promise<void> {
     const session = this.get(owner, name);
     this.#forget(session);
+    this.#unpersist(session);
     await session.close();
   }
 
@@ -101,6 +132,17 @@ export class SessionPool {
     this.#sessions.clear();
     this.#hosts.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
+  }
+
+  /** Keeps the definition of a created session in the store; a store that fails is logged, never fatal. */
+  #persist(session: Session, prepared: PreparedSession): void {
+    if (!prepared.definition) return;
+    const record = { owner: session.owner, name: session.name, definition: prepared.definition, createdAt: session.createdAt.toISOString() };
+    this.#store.save(record).catch((err: unknown) => this.#options.logger.error({ err, session: session.name }, 'session store: could not save the session'));
+  }
+
+  #unpersist(session: Session): void {
+    this.#store.remove(session.owner, session.name).catch((err: unknown) => this.#options.logger.error({ err, session: session.name }, 'session store: could not remove the session'));
   }
 
   #forget(session: Session): void {
@@ -131,6 +173,7 @@ export class SessionPool {
       mailLogger: logger.child({ lib: prepared.type }, { level: c.MSB_MAIL_LOG_LEVEL }),
       keepaliveIntervalMs: c.MSB_KEEPALIVE_INTERVAL_MS,
       checkIntervalMs: c.MSB_CHECK_INTERVAL_MS,
+      watchIntervalMs: c.MSB_WATCH_INTERVAL_MS,
       idleTimeoutMs: prepared.idleTimeoutMs ?? c.MSB_IDLE_TIMEOUT_MS,
       lockTimeoutMs: c.MSB_LOCK_TIMEOUT_MS,
       reconnect: { baseMs: c.MSB_RECONNECT_BASE_MS, maxMs: c.MSB_RECONNECT_MAX_MS, maxAttempts: c.MSB_RECONNECT_MAX_ATTEMPTS },
@@ -138,9 +181,11 @@ export class SessionPool {
       outbound: this.#options.outbound,
       observer: this.#options.observer,
       supportedBy: this.#options.supportedBy,
+      onEvent: (type, data) => this.#options.events?.publish(owner, name, type, data),
       onExpired: (session) => {
         if (this.#sessions.get(keyOf(owner, name)) !== session) return;
         this.#forget(session);
+        this.#unpersist(session);
         void session.close();
       },
     };

@@ -1,4 +1,5 @@
 import type { Connector, ConnectorContext } from './connector.js';
+import type { WebhookTarget } from './webhooks.js';
 
 /** Public, secret-free settings of a session, merged into its inspect output. */
 export type SessionSettingsView = Record<string, unknown>;
@@ -15,5 +16,11 @@ export interface PreparedSession {
   idleTimeoutMs?: number;
   /** Extra bindings for the session's child logger (never secrets). */
   logBindings: Record<string, unknown>;
+  /** The create body as the caller gave it, kept in the session store (when one is configured) for restores. */
+  definition?: Record<string, unknown>;
+  /** Folders watched for new mail (message.new events), where the type can watch; default INBOX. */
+  watch?: readonly string[];
+  /** Where this session's events are POSTed, besides the principal's webhook. */
+  webhook?: WebhookTarget;
   createConnector(ctx: ConnectorContext): Connector;
 }

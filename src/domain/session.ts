@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Connector, MailboxSummary } from './connector.js';
+import type { DeliveryResult, WebhookTarget } from './webhooks.js';
 import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities } from './mail.js';
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
 import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
@@ -33,6 +34,8 @@ export interface SessionView extends SessionSettingsView {
   warnings: string[];
   /** Set while the state is awaiting_authorization: where a person signs in. */
   authorizationUrl?: string;
+  /** The webhooks that carried this session's events, each with its last delivery. */
+  webhooks?: { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }[];
 }
 
 /** Receives lifecycle events, e.g. for metrics. Keeps the domain free of any metrics library. */
@@ -51,6 +54,8 @@ export interface SessionOptions {
   keepaliveIntervalMs: number;
   /** Check period of connectors that connect per use (POP3). */
   checkIntervalMs: number;
+  /** Check period of a session whose connector polls its watched folders (POP3, EWS, Graph); 0 = no watching by polling. */
+  watchIntervalMs: number;
   /** Close after this long without an API call naming the session; 0 = never. */
   idleTimeoutMs: number;
   /** Longest wait for the operation before this one to finish. */
@@ -60,6 +65,8 @@ export interface SessionOptions {
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
+  /** Receives the session's events (state changes here; new mail from its watchers). */
+  onEvent?: (type: 'session.state' | 'message.new' | 'message.deleted' | 'mailbox.reset', data: Record<string, unknown>) => void;
   /** The session types whose connectors have a capability, for OPERATION_NOT_SUPPORTED. */
   supportedBy: (capability: Capability) => readonly string[];
 }
@@ -70,6 +77,8 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'MAIL_HOST_NOT_FOUND',
   'MAIL_TLS_FAILED',
   'MAIL_STARTTLS_UNAVAILABLE',
+  'MAIL_TLS_REQUIRED',
+  'MAIL_PERMANENTLY_UNAVAILABLE',
   'UNSUPPORTED_OPTION',
   'INSECURE_TLS_FORBIDDEN',
   'DESTINATION_FORBIDDEN',
@@ -98,6 +107,33 @@ const CONNECTION_LEVEL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'AUTHORIZATION_REQUIRED',
 ]);
 
+/**
+ * A change to record in the log at info: which operation and how many (never a subject, an address or a
+ * body: mail content stays out of the log).
+ */
+export interface Audit<T> {
+  operation: string;
+  fields?: (result: T) => Record<string, number | string | boolean>;
+}
+
+/** The counts of a bulk operation's partial result, without its ids. */
+function summarize(partial: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(partial as Record<string, unknown>)) if (typeof value === 'number') out[key] = value;
+  return out;
+}
+
+/** The wait an error asks for (retryAfterSeconds), in ms; 0 when it asks for none. */
+function retryAfterMs(err: unknown): number {
+  const seconds = isAppError(err) ? err.extra.retryAfterSeconds : undefined;
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 86_400) * 1000 : 0;
+}
+
+/** A webhook URL as inspect shows it: without its query, which may carry a token of the receiver. */
+function webhookShown(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
 function toSessionError(err: unknown): SessionError {
   const e = isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'unexpected error');
   return { code: e.code, message: e.message, at: new Date().toISOString() };
@@ -116,7 +152,10 @@ export class Session {
   readonly name: string;
   readonly type: string;
   readonly fingerprint: string;
+  readonly webhook: WebhookTarget | undefined;
+  readonly #watch: readonly string[];
   readonly createdAt = new Date();
+  readonly #deliveries = new Map<string, { url: string; scope: 'session' | 'principal'; lastDelivery: DeliveryResult | null }>();
   readonly #view: SessionSettingsView;
   readonly #connector: Connector;
   readonly #options: SessionOptions;
@@ -131,6 +170,8 @@ export class Session {
   #opening: Promise<void> | undefined;
   #attempt = 0;
   #nextAttemptAt: Date | undefined;
+  /** How long the server asked to wait before the next attempt (a POP3 LOGIN-DELAY...), from the last error. */
+  #retryAfterMs = 0;
   #timer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
 
@@ -139,6 +180,9 @@ export class Session {
     this.name = name;
     this.type = prepared.type;
     this.fingerprint = prepared.fingerprint;
+    this.webhook = prepared.webhook;
+    this.#watch = prepared.watch ?? ['INBOX'];
+    if (prepared.webhook) this.#deliveries.set('session', { url: webhookShown(prepared.webhook.url), scope: 'session', lastDelivery: null });
     this.#view = prepared.view;
     this.#options = options;
     this.#logger = options.logger;
@@ -168,10 +212,31 @@ export class Session {
     return this.#opening;
   }
 
+  /**
+   * Connects a session restored from the session store after a restart: it shows `connecting` meanwhile,
+   * takes its turn from the reconnect rate cap, and a failure that another attempt may fix goes through
+   * the reconnect backoff instead of failing the session (bots see no 404, and no failure, for a session
+   * that was there before the restart).
+   */
+  async restore(): Promise<void> {
+    await this.#options.limiter.acquire();
+    if (this.#state !== 'connecting') return;
+    try {
+      await this.#exclusive(() => this.#connect(true));
+    } catch (err) {
+      if (this.#state !== 'connecting') return;
+      this.#lastError = toSessionError(err);
+      this.#enter('reconnecting');
+      this.#attempt = 1;
+      this.#logger.info({ code: this.#lastError.code }, 'restored session could not connect yet');
+      this.#scheduleReconnect();
+    }
+  }
+
   /** Connects again after an OAuth2 sign-in completed (the redirect endpoint calls this). */
   resume(): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new AppError('SESSION_NOT_FOUND', `session "${this.name}" is closed`));
-    this.#state = 'connecting';
+    this.#enter('connecting');
     this.#authorizationUrl = undefined;
     return this.#exclusive(() => this.#connect(false));
   }
@@ -213,14 +278,17 @@ export class Session {
    * MSB_LOCK_TIMEOUT_MS for the operation before it). A connection-level failure sends the session to
    * reconnecting; an item-level one is only the answer. Connectors bound each of their commands.
    */
-  async run<C extends Capability, T>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<T>): Promise<T> {
+  async run<C extends Capability, T>(capability: C, op: (impl: NonNullable<MailCapabilities[C]>) => Promise<T>, audit?: Audit<T>): Promise<T> {
     const impl = this.#capability(capability);
     return this.#exclusive(async () => {
       // the state may have changed while the operation waited for its turn
       this.requireConnected();
       try {
-        return await op(impl);
+        const result = await op(impl);
+        if (audit) this.#logger.info({ operation: audit.operation, ...audit.fields?.(result) }, 'mail changed');
+        return result;
       } catch (err) {
+        if (audit) this.#logger.info({ operation: audit.operation, code: isAppError(err) ? err.code : 'INTERNAL_ERROR', ...(isAppError(err) && err.extra.partial ? { partial: summarize(err.extra.partial) } : {}) }, 'mail change failed');
         this.#failed(err);
         throw err;
       }
@@ -263,6 +331,16 @@ export class Session {
     });
   }
 
+  /** Whether this session's connector has `capability`. */
+  can(capability: Capability): boolean {
+    return this.#connector[capability] !== undefined;
+  }
+
+  /** Records how the last delivery of one of this session's events to a webhook went (inspect shows it). */
+  noteDelivery(scope: 'session' | 'principal', url: URL, result: DeliveryResult): void {
+    this.#deliveries.set(scope, { url: webhookShown(url), scope, lastDelivery: result });
+  }
+
   /** Marks the session used now (every API call that names it), which postpones its expiry. */
   touch(): void {
     this.#lastUsedAt = new Date();
@@ -271,9 +349,10 @@ export class Session {
   /** Logs out and marks the session closed; safe to call in any state, more than once. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    this.#state = 'closed';
+    this.#enter('closed');
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryTimer);
+    this.#connector.watcher?.stop();
     // waits for an operation in flight (bounded by its own deadline), so LOGOUT never interleaves with it
     await this.#queue.run(() => this.#connector.close(), 2 ** 31 - 1);
     this.#logger.info('session closed');
@@ -297,6 +376,7 @@ export class Session {
       mailbox: this.#mailbox ?? null,
       warnings: [],
       ...this.#view,
+      ...(this.#deliveries.size > 0 ? { webhooks: [...this.#deliveries.values()] } : {}),
       ...(this.#state === 'awaiting_authorization' && this.#authorizationUrl ? { authorizationUrl: this.#authorizationUrl } : {}),
     };
   }
@@ -321,6 +401,18 @@ export class Session {
     if (this.#state === 'connected' && isAppError(err) && CONNECTION_LEVEL.has(err.code)) this.#lost(err);
   }
 
+  /** Every state change goes through here, so that subscribers see each one (session.state events). */
+  #enter(state: SessionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#options.onEvent?.('session.state', {
+      state,
+      ...(this.#lastError && (state === 'failed' || state === 'reconnecting' || state === 'awaiting_authorization')
+        ? { code: this.#lastError.code }
+        : {}),
+    });
+  }
+
   #exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.#queue.run(task, this.#options.lockTimeoutMs);
   }
@@ -334,7 +426,7 @@ export class Session {
       if (this.#awaitAuthorization(err)) return;
       if (!reconnect) {
         this.#lastError = toSessionError(err);
-        if (this.#state !== 'closed') this.#state = 'failed';
+        if (this.#state !== 'closed') this.#enter('failed');
         this.#options.observer.failed(this.type, this.#lastError.code);
       }
       throw err;
@@ -343,7 +435,7 @@ export class Session {
       await this.#connector.close();
       throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
     }
-    this.#state = 'connected';
+    this.#enter('connected');
     this.#connectedAt = new Date();
     // lastError describes what is wrong now; the history of drops is in the metrics and the log
     this.#lastError = undefined;
@@ -351,12 +443,35 @@ export class Session {
     this.#nextAttemptAt = undefined;
     this.#options.observer.connected(this.type, Date.now() - started, reconnect);
     this.#logger.info({ ms: Date.now() - started, reconnect }, 'session connected');
+    await this.#startWatching();
     this.#scheduleKeepalive();
+  }
+
+  /** Starts the connector's watcher on the watched folders; a folder that cannot be watched is logged, not fatal. */
+  async #startWatching(): Promise<void> {
+    const watcher = this.#connector.watcher;
+    if (!watcher || this.#watch.length === 0) return;
+    const publish = this.#options.onEvent;
+    try {
+      await watcher.start(this.#watch, {
+        newMessage: (summary) => publish?.('message.new', summary as unknown as Record<string, unknown>),
+        deleted: (id, folder) => publish?.('message.deleted', { id, folder }),
+        reset: (folder) => publish?.('mailbox.reset', { folder }),
+      });
+    } catch (err) {
+      this.#logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR', folders: this.#watch.length }, 'watching for new mail failed: no message.new events until the next reconnect');
+    }
+  }
+
+  /** Whether the keepalive tick polls the watcher (POP3, EWS, Graph) rather than only reading the summary. */
+  #polls(): boolean {
+    return this.#connector.watcher?.poll !== undefined && this.#watch.length > 0 && this.#options.watchIntervalMs > 0;
   }
 
   #scheduleKeepalive(): void {
     clearTimeout(this.#timer);
-    const period = this.#connector.persistent ? this.#options.keepaliveIntervalMs : this.#options.checkIntervalMs;
+    const base = this.#connector.persistent ? this.#options.keepaliveIntervalMs : this.#options.checkIntervalMs;
+    const period = this.#polls() ? (base > 0 ? Math.min(base, this.#options.watchIntervalMs) : this.#options.watchIntervalMs) : base;
     if (period <= 0) return;
     // +-10% jitter spreads thousands of sessions created together over the period
     const delay = Math.round(period * (0.9 + Math.random() * 0.2));
@@ -370,7 +485,8 @@ export class Session {
     try {
       await this.#exclusive(async () => {
         if (this.#state !== 'connected') return;
-        this.#mailbox = await this.#connector.summary();
+        const polled = this.#polls() ? await this.#connector.watcher!.poll!() : undefined;
+        this.#mailbox = polled ?? (await this.#connector.summary());
       });
       this.#options.observer.keepalive(this.type, Date.now() - started, true);
       this.#scheduleKeepalive();
@@ -391,11 +507,13 @@ export class Session {
   #lost(err: unknown): void {
     if (this.#state === 'closed' || this.#awaitAuthorization(err)) return;
     this.#lastError = toSessionError(err);
+    this.#retryAfterMs = retryAfterMs(err);
     this.#logger.warn({ code: this.#lastError.code, detail: this.#lastError.message }, 'connection lost');
     if (this.#state !== 'reconnecting') {
-      this.#state = 'reconnecting';
+      this.#enter('reconnecting');
       this.#attempt = 0;
       this.#options.observer.reconnecting(this.type);
+      this.#connector.watcher?.stop();
       void this.#exclusive(() => this.#connector.close()).catch(() => {});
     }
     this.#scheduleReconnect();
@@ -405,13 +523,14 @@ export class Session {
     clearTimeout(this.#timer);
     const { maxAttempts } = this.#options.reconnect;
     if (PERMANENT.has(this.#lastError!.code) || (maxAttempts > 0 && this.#attempt >= maxAttempts)) {
-      this.#state = 'failed';
+      this.#enter('failed');
       this.#nextAttemptAt = undefined;
       this.#options.observer.failed(this.type, this.#lastError!.code);
       this.#logger.warn({ code: this.#lastError!.code, attempts: this.#attempt }, 'session failed: not retrying');
       return;
     }
-    const delay = backoffDelay(this.#attempt, this.#options.reconnect);
+    // never sooner than the server asked (retrying a LOGIN-DELAY early only earns another refusal)
+    const delay = Math.max(backoffDelay(this.#attempt, this.#options.reconnect), this.#retryAfterMs);
     this.#nextAttemptAt = new Date(Date.now() + delay);
     this.#timer = setTimeout(() => void this.#reconnect(), delay);
     this.#timer.unref();
@@ -426,6 +545,7 @@ export class Session {
     } catch (err) {
       if (this.#state !== 'reconnecting') return;
       this.#lastError = toSessionError(err);
+      this.#retryAfterMs = retryAfterMs(err);
       this.#logger.info({ attempt: this.#attempt, code: this.#lastError.code }, 'reconnect failed');
       this.#scheduleReconnect();
     }
@@ -435,9 +555,9 @@ export class Session {
   #awaitAuthorization(err: unknown): boolean {
     if (!isAppError(err) || err.code !== 'AUTHORIZATION_REQUIRED' || this.#state === 'closed') return false;
     clearTimeout(this.#timer);
-    this.#state = 'awaiting_authorization';
     this.#authorizationUrl = typeof err.extra.authorizationUrl === 'string' ? err.extra.authorizationUrl : undefined;
     this.#lastError = toSessionError(err);
+    this.#enter('awaiting_authorization');
     this.#logger.info('session awaits authorization');
     return true;
   }

@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN, HTTPS_URL_PATTERN, CONTROL_CHARACTERS, StringEnum } from '../schemas/common.js';
 import {
   EXCHANGE_ONLINE_BASIC_WARNING,
   EXCHANGE_ONLINE_RETIREMENT_WARNING,
@@ -20,13 +20,14 @@ import { resolveOAuthApp } from './ews-oauth.js';
 
 /** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
 
+
 const HOST = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$';
 
 const AuthBody = Type.Object(
   {
-    type: Type.Enum(['basic', 'oauth2'], { description: '"basic" (on-premises Exchange) or "oauth2" (Microsoft identity platform).' }),
+    type: StringEnum(['basic', 'oauth2'], { description: '"basic" (on-premises Exchange) or "oauth2" (Microsoft identity platform).' }),
     flow: Type.Optional(
-      Type.Enum(['authorizationCode', 'password', 'clientCredentials'], {
+      StringEnum(['authorizationCode', 'password', 'clientCredentials'], {
         description:
           'oauth2 only. "authorizationCode" (default): a person signs in once in a browser (MFA works), later sessions refresh silently. "password": username + password (ROPC; fails when MFA is required). "clientCredentials": app-only with impersonation, for unattended bots.',
       }),
@@ -39,7 +40,7 @@ const AuthBody = Type.Object(
       SecretString('Client secret of clientId. Default: the server\'s MSB_EWS_CLIENT_SECRET, but only for its own client ID, authority host and trusted EWS hosts.'),
     ),
     impersonate: Type.Optional(
-      Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\s@]+@[^\\s@]+$', description: 'clientCredentials only: the mailbox to act as (ExchangeImpersonation and X-AnchorMailbox). Default: username.' }),
+      Type.String({ minLength: 3, maxLength: 320, pattern: `^[^\\s@${CONTROL_CHARACTERS}]+@[^\\s@${CONTROL_CHARACTERS}]+$`, description: 'clientCredentials only: the mailbox to act as (ExchangeImpersonation and X-AnchorMailbox). Default: username.' }),
     ),
     authorityHost: Type.Optional(
       Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: 'Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session\'s own clientSecret.' }),
@@ -58,9 +59,9 @@ export const EwsBody = Type.Object(
       Type.String({ minLength: 1, maxLength: 253, pattern: HOST, description: 'Exchange host: the endpoint becomes https://<domain>/EWS/Exchange.asmx. Empty: the Office 365 host.' }),
     ),
     url: Type.Optional(
-      Type.String({ maxLength: 2048, pattern: '^https://[^\\s/?#@]+(/[^\\s#]*)?$', description: 'Explicit EWS endpoint (https), instead of the one derived from domain.' }),
+      Type.String({ maxLength: 2048, pattern: HTTPS_URL_PATTERN, description: 'Explicit EWS endpoint (https), instead of the one derived from domain.' }),
     ),
-    exchangeVersion: Type.Optional(Type.Enum([...EXCHANGE_VERSIONS], { description: 'RequestServerVersion sent to Exchange. Default Exchange2013.' })),
+    exchangeVersion: Type.Optional(StringEnum([...EXCHANGE_VERSIONS], { description: 'RequestServerVersion sent to Exchange. Default Exchange2013.' })),
     auth: AuthBody,
     tls: HttpsTlsBody('this EWS endpoint'),
     timeouts: Type.Optional(TimeoutsBody('First request', 'One EWS request')),
@@ -115,6 +116,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       connectMs: body.timeouts?.connectMs ?? config.MSB_CONNECT_TIMEOUT_MS,
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
+    limits: { parseMaxBytes: config.MSB_PARSE_MAX_BYTES, maxDownloadBytes: config.MSB_EWS_MAX_DOWNLOAD_BYTES },
   };
 
   const warnings: string[] = [];
@@ -174,7 +176,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const ewsKind: SessionKind = {
   types: ['ews'],
-  capabilities: { ews: [] },
+  capabilities: { ews: ['reader'] },
   bodies: [EwsBody],
   prepare,
 };

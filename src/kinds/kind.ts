@@ -2,6 +2,7 @@ import type { TSchema } from 'typebox';
 import type { Config } from '../config.js';
 import type { Capability } from '../domain/mail.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
+import type { MailboxLimiter } from '../connectors/graph/mailbox-limiter.js';
 import type { OAuthBroker } from '../oauth/broker.js';
 
 /**
@@ -11,6 +12,8 @@ import type { OAuthBroker } from '../oauth/broker.js';
 export interface KindServices {
   /** OAuth2 tokens, sign-ins and the encrypted token cache (EWS today; Graph and XOAUTH2 next). */
   oauth: OAuthBroker;
+  /** Microsoft Graph's 4 concurrent requests per app and mailbox, shared by the outlook sessions. */
+  graphLimiter: MailboxLimiter;
 }
 
 /** Who creates the session. OAuth2 kinds keep cached tokens per owner, so one principal never reuses another's sign-in. */

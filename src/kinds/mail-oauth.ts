@@ -7,7 +7,7 @@ import type { AccessTokens } from '../oauth/access-tokens.js';
 import { GenericTokenSource } from '../oauth/generic-provider.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
-import { SecretString, HOST_PORT_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
+import { SecretString, HOST_PORT_PATTERN, TENANT_ID_PATTERN, HTTPS_URL_PATTERN, StringEnum } from '../schemas/common.js';
 import type { KindServices } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
@@ -16,14 +16,14 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
 export const MailAuthBody = Type.Object(
   {
-    type: Type.Enum(['password', 'oauth2'], { description: '"password" (default: LOGIN with the password) or "oauth2" (SASL XOAUTH2 with an access token).' }),
+    type: StringEnum(['password', 'oauth2'], { description: '"password" (default: LOGIN with the password) or "oauth2" (SASL XOAUTH2 with an access token).' }),
     provider: Type.Optional(
-      Type.Enum(['microsoft', 'generic'], {
+      StringEnum(['microsoft', 'generic'], {
         description: 'oauth2: "microsoft" (default; Microsoft 365 through the server\'s app registration and msal-node) or "generic" (any OAuth2 token endpoint: tokenUrl, clientId, ...).',
       }),
     ),
     flow: Type.Optional(
-      Type.Enum(['authorizationCode', 'password', 'clientCredentials', 'refreshToken'], {
+      StringEnum(['authorizationCode', 'password', 'clientCredentials', 'refreshToken'], {
         description:
           'microsoft: "authorizationCode" (default; a person signs in once), "password" (ROPC, needs password), "clientCredentials" (app-only; username is the mailbox). generic: "refreshToken" (default when refreshToken is given) or "clientCredentials".',
       }),
@@ -32,10 +32,10 @@ export const MailAuthBody = Type.Object(
     tenantId: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN, description: 'microsoft: directory (tenant) ID. Default MSB_GRAPH_TENANT_ID, else "organizations".' })),
     clientSecret: Type.Optional(SecretString("Client secret. microsoft: default the server's MSB_GRAPH_CLIENT_SECRET, only for mail hosts of MSB_MAIL_OAUTH_TRUSTED_HOSTS.")),
     authorityHost: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: 'microsoft: identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST.' })),
-    tokenUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https://[^\\s/?#@]+(/[^\\s#]*)?$', description: 'generic: the token endpoint (https).' })),
+    tokenUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: HTTPS_URL_PATTERN, description: 'generic: the token endpoint (https).' })),
     scope: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$', description: 'generic: the scope to ask for (space-separated), if the provider wants one.' })),
     refreshToken: Type.Optional(SecretString('generic: the refresh token of the mailbox user (obtained once, outside this service). Never returned or logged.')),
-    clientAuth: Type.Optional(Type.Enum(['post', 'basic'], { description: 'generic: how the client secret is sent: "post" (client_secret_post, default) or "basic" (HTTP Basic).' })),
+    clientAuth: Type.Optional(StringEnum(['post', 'basic'], { description: 'generic: how the client secret is sent: "post" (client_secret_post, default) or "basic" (HTTP Basic).' })),
   },
   { additionalProperties: false, description: 'How to log in: { "type": "password" } (default) or { "type": "oauth2", "provider": "microsoft" | "generic", ... }.' },
 );
@@ -67,7 +67,7 @@ function trustedMailHost(config: Config, host: string, port: number): boolean {
   return entries.includes(host) || entries.includes(`${host}:${port}`);
 }
 
-/** Microsoft 365 scopes (protocol-notes.md): delegated per protocol; app-only is one resource for both. */
+/** Microsoft 365 scopes (docs/protocol-facts.md): delegated per protocol; app-only is one resource for both. */
 function microsoftScopes(protocol: 'imap' | 'pop3', flow: OAuthFlow): string[] {
   if (flow === 'clientCredentials') return ['https://outlook.office365.com/.default'];
   return [`https://outlook.office.com/${protocol === 'imap' ? 'IMAP' : 'POP'}.AccessAsUser.All`];

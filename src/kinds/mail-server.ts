@@ -8,7 +8,8 @@ import type { StartTlsMode } from '../connectors/tls.js';
 import { Secret } from '../domain/secret.js';
 import { fingerprint } from '../domain/fingerprint.js';
 import { AppError } from '../errors.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, TimeoutsBody } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, TimeoutsBody, WireString } from '../schemas/common.js';
+import { ref, shared } from '../schemas/shared.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
@@ -39,7 +40,7 @@ const TlsBody = Type.Object(
         description: 'Extra trusted CA certificate(s), PEM, for this session only (added to the default trust).',
       }),
     ),
-    servername: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'Name to verify the certificate against (default: host).' })),
+    servername: Type.Optional(WireString({ minLength: 1, maxLength: 253, description: 'Name to verify the certificate against (default: host).' })),
     starttls: Type.Optional(
       Type.Union([Type.Literal('required'), Type.Literal('opportunistic'), Type.Literal('off')], {
         description:
@@ -52,6 +53,10 @@ const TlsBody = Type.Object(
 
 const MailTimeoutsBody = TimeoutsBody('Connect + greeting + TLS + login', 'One mail command');
 
+// one named type each in the document, shared by the IMAP and POP3 bodies
+const MailServerTls = shared('MailServerTls', TlsBody);
+const MailServerAuth = shared('MailServerAuth', MailAuthBody);
+
 function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
   return Type.Object(
     {
@@ -62,8 +67,8 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS, the seed\'s "use secure connection (SSL/TLS)" (default true).' })),
       username: CredentialString('Mailbox user name.', { maxLength: 320 }),
       password: Type.Optional(SecretString('Mailbox password: required unless auth.type is "oauth2" (then only for its "password" flow). Never returned or logged.')),
-      auth: Type.Optional(MailAuthBody),
-      tls: Type.Optional(TlsBody),
+      auth: Type.Optional(ref(MailServerAuth)),
+      tls: Type.Optional(ref(MailServerTls)),
       timeouts: Type.Optional(MailTimeoutsBody),
       ...CommonSessionFields,
     },

@@ -6,7 +6,7 @@ import { Secret } from '../domain/secret.js';
 import { AppError, invalidSettings, parseSettingsUrl } from '../errors.js';
 import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthFlow } from '../oauth/types.js';
-import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN } from '../schemas/common.js';
+import { CommonSessionFields, CredentialString, SecretString, SessionName, HttpsTlsBody, TimeoutsBody, HOST_PORT_PATTERN, CLIENT_ID_PATTERN, TENANT_ID_PATTERN, CONTROL_CHARACTERS, StringEnum } from '../schemas/common.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
@@ -21,7 +21,7 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 const AuthBody = Type.Object(
   {
     flow: Type.Optional(
-      Type.Enum(['authorizationCode', 'password', 'clientCredentials'], {
+      StringEnum(['authorizationCode', 'password', 'clientCredentials'], {
         description:
           'Default: "password" when a password is given, "clientCredentials" when only a mailbox is given, else "authorizationCode" (a person signs in once in a browser, MFA works; later sessions refresh silently).',
       }),
@@ -48,7 +48,7 @@ export const OutlookBody = Type.Object(
       Type.String({
         minLength: 3,
         maxLength: 320,
-        pattern: '^[^\\s/?#\\\\]+$',
+        pattern: `^[^\\s/?#\\\\${CONTROL_CHARACTERS}]+$`,
         description:
           'The mailbox to open (address or object ID): with clientCredentials any user or shared mailbox the app may read; with a delegated flow another (e.g. shared) mailbox the signed-in user may read. Default: the signed-in user\'s own.',
       }),
@@ -99,10 +99,11 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   const mailbox = body.mailbox?.toLowerCase();
   // the signed-in user's own mailbox is /me; any other one is /users/{id} (a shared mailbox, or app-only)
   const other = mailbox !== undefined && (flow === 'clientCredentials' || mailbox !== body.username?.toLowerCase());
-  const inboxUrl = `${origin.origin}/v1.0/${other ? `users/${encodeURIComponent(mailbox!)}` : 'me'}/mailFolders/inbox`;
-  // Mail.Read for now; mail actions will need Mail.ReadWrite (README, "Outlook"). msal-node adds
+  const mailboxUrl = `${origin.origin}/v1.0/${other ? `users/${encodeURIComponent(mailbox!)}` : 'me'}`;
+  const inboxUrl = `${mailboxUrl}/mailFolders/inbox`;
+  // Mail.ReadWrite: reading with markAsRead changes the read status (README, "Outlook"). msal-node adds
   // offline_access (the refresh token), openid and profile to the delegated requests by itself.
-  const scopes = flow === 'clientCredentials' ? [`${origin.origin}/.default`] : [`${origin.origin}/${other ? 'Mail.Read.Shared' : 'Mail.Read'}`];
+  const scopes = flow === 'clientCredentials' ? [`${origin.origin}/.default`] : [`${origin.origin}/${other ? 'Mail.ReadWrite.Shared' : 'Mail.ReadWrite'}`];
   const app = resolveMicrosoftApp(
     {
       auth,
@@ -113,11 +114,15 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
     config,
   );
   const password = body.password !== undefined ? new Secret(body.password) : undefined;
+  // Graph's 4 concurrent requests are per app and mailbox: sessions that name the same pair share them
+  const mailboxKey = other ? mailbox : body.username?.toLowerCase();
   const settings: GraphSettings = {
     host: origin.hostname,
     port,
     inboxUrl,
+    mailboxUrl,
     mailbox: other ? mailbox! : 'me',
+    ...(mailboxKey ? { limiterKey: `${origin.origin}\u0000${app.clientId}\u0000${mailboxKey}` } : {}),
     ...(body.tls?.ca ? { ca: body.tls.ca } : {}),
     extraCaFile: config.MSB_EXTRA_CA_FILE,
     timeouts: {
@@ -125,6 +130,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
     maxAttempts: config.MSB_GRAPH_MAX_ATTEMPTS,
+    parseMaxBytes: config.MSB_PARSE_MAX_BYTES,
   };
   const source = secretSource(app, auth);
 
@@ -157,14 +163,14 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
         { sessionName: body.name, app, flow, scopes, username: flow === 'clientCredentials' ? mailbox! : (body.username ?? ''), password },
         { resume: ctx.resume, logger: ctx.logger },
       );
-      return new GraphConnector(settings, ctx, tokens);
+      return new GraphConnector(settings, ctx, tokens, services.graphLimiter);
     },
   };
 }
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
-  capabilities: { outlook: [] },
+  capabilities: { outlook: ['reader'] },
   bodies: [OutlookBody],
   prepare,
 };

@@ -1,4 +1,5 @@
 import { AppError, type ErrorCode } from '../errors.js';
+import { redactSecrets } from '../security/redact.js';
 
 /**
  * What every protocol's error translation shares: the socket, DNS, TLS and timeout codes of Node and the
@@ -58,14 +59,13 @@ export interface MailErrorContext {
   secrets?: readonly string[];
 }
 
-/** Removes secrets and control characters from server-provided text and bounds its length. */
+/**
+ * Removes secrets (the rule the mail libraries' log lines follow too: security/redact.ts) and control
+ * characters from server-provided text, and bounds its length.
+ */
 export function scrub(text: string, secrets: readonly string[] = []): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 3) out = out.split(secret).join('[redacted]');
-  }
   // eslint-disable-next-line no-control-regex
-  out = out.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  let out = redactSecrets(text, secrets).replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return out.length > 300 ? `${out.slice(0, 300)}...` : out;
 }
 

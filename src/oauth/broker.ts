@@ -34,6 +34,8 @@ interface AppEntry {
   msal: MsalApp;
   network: HttpsNetworkClient;
   slot: string;
+  /** Secrets of the calls running now (a ROPC password, an authorization code), kept out of MSAL's log lines. */
+  inFlight: Set<string>;
 }
 
 interface CodeRequest {
@@ -96,7 +98,7 @@ export class OAuthBroker {
       try {
         // MSAL answers from the cache while the token has more than 5 minutes left, else it refreshes
         const result = await entry.msal.acquireTokenSilent({ account: found, scopes, ...(forceRefresh ? { forceRefresh } : {}) });
-        return result ? { kind: 'token', result: toTokenResult(result) } : { kind: 'none' };
+        return result ? { kind: 'token', result: toTokenResult(result, app.authorityHost) } : { kind: 'none' };
       } catch (err) {
         if (oauthNeedsInteraction(err)) return { kind: 'interaction', reason: describe(err) };
         throw err;
@@ -109,7 +111,7 @@ export class OAuthBroker {
     return this.#run(app, 'password', async (entry) => {
       const result = await entry.msal.acquireTokenByUsernamePassword({ username, password: password.reveal(), scopes });
       if (!result) throw new AppError('OAUTH_PROVIDER_ERROR', `identity provider ${app.authorityHost} returned no token`);
-      return toTokenResult(result);
+      return toTokenResult(result, app.authorityHost);
     }, [password.reveal()]);
   }
 
@@ -119,7 +121,7 @@ export class OAuthBroker {
       if (!('acquireTokenByClientCredential' in entry.msal)) throw new AppError('OAUTH_CLIENT_SECRET_REQUIRED', 'the client credentials flow needs a client secret');
       const result = await entry.msal.acquireTokenByClientCredential({ scopes, ...(skipCache ? { skipCache } : {}) });
       if (!result) throw new AppError('OAUTH_PROVIDER_ERROR', `identity provider ${app.authorityHost} returned no token`);
-      return toTokenResult(result);
+      return toTokenResult(result, app.authorityHost);
     });
   }
 
@@ -235,7 +237,15 @@ export class OAuthBroker {
     let entry: AppEntry | undefined;
     try {
       entry = await this.#entry(app);
-      return await this.#store.withLock(entry.slot, () => task(entry!));
+      const running = entry;
+      return await this.#store.withLock(running.slot, async () => {
+        for (const secret of secrets) running.inFlight.add(secret);
+        try {
+          return await task(running);
+        } finally {
+          for (const secret of secrets) running.inFlight.delete(secret);
+        }
+      });
     } catch (err) {
       const failure = entry?.network.lastFailure;
       const transport = failure && failure.at >= started ? failure : undefined;
@@ -270,6 +280,8 @@ export class OAuthBroker {
     const msal = await this.#msal;
     const guard = app.callerAuthority ? this.#options.guard : undefined;
     const network = new HttpsNetworkClient(outboundSecureContext(this.#options.extraCaFile), this.#options.timeoutMs, guard);
+    const inFlight = new Set<string>();
+    const secrets = () => [...(app.clientSecret ? [app.clientSecret.reveal()] : []), ...inFlight];
     const configuration: Msal.Configuration = {
       auth: {
         clientId: app.clientId,
@@ -281,15 +293,19 @@ export class OAuthBroker {
       cache: { cachePlugin: this.#store.plugin(slot) },
       system: {
         networkClient: network,
-        loggerOptions: msalLoggerOptions(msal, this.#options.logger, this.#options.libLogLevel),
+        loggerOptions: msalLoggerOptions(msal, this.#options.logger, this.#options.libLogLevel, secrets),
       },
     };
     const instance = app.clientSecret ? new msal.ConfidentialClientApplication(configuration) : new msal.PublicClientApplication(configuration);
-    return { app, msal: instance, network, slot };
+    return { app, msal: instance, network, slot, inFlight };
   }
 }
 
-function toTokenResult(result: Msal.AuthenticationResult): TokenResult {
+/** What MSAL returned, refused when it holds no access token (MSAL passes a token answer without one as ""). */
+function toTokenResult(result: Msal.AuthenticationResult, authorityHost: string): TokenResult {
+  if (typeof result.accessToken !== 'string' || result.accessToken === '') {
+    throw new AppError('OAUTH_PROVIDER_ERROR', `identity provider ${authorityHost} answered without an access token`);
+  }
   return {
     accessToken: new Secret(result.accessToken),
     expiresOn: result.expiresOn ?? new Date(Date.now() + 60_000),

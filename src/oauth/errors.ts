@@ -37,7 +37,10 @@ function aadsts(e: MsalErrorLike): number | undefined {
 
 /** The provider's own words, without the trace/correlation ids Azure AD appends. */
 function providerSays(e: MsalErrorLike, secrets: readonly string[] = []): string {
-  const text = typeof e.errorMessage === 'string' && e.errorMessage ? e.errorMessage : typeof e.message === 'string' ? e.message : '';
+  let text = typeof e.errorMessage === 'string' && e.errorMessage ? e.errorMessage : typeof e.message === 'string' ? e.message : '';
+  // msal-node wraps the provider's error_description in "Error(s): ... - Timestamp: ... - Description: <it> - Correlation ID: ..."
+  const described = /(?:^|\s)Description:\s*([\s\S]*?)(?:\s+-\s+Correlation ID:|$)/.exec(text);
+  if (described) text = described[1]!;
   return scrub(text.split(/\s*(Trace ID:|\r|\n)/)[0] ?? '', secrets);
 }
 

@@ -27,6 +27,10 @@ function pinnedLookup(address: string): LookupFunction {
 
 const MAX_BODY = 1_048_576;
 
+function hasOAuthError(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string' && (body as { error: string }).error !== '';
+}
+
 /**
  * MSAL's HTTP client over node:https with our trust (Node's roots + MSB_EXTRA_CA_FILE) and a deadline.
  * MSAL's own client uses fetch, which cannot take a per-client CA; this one never turns verification off.
@@ -88,18 +92,28 @@ export class HttpsNetworkClient implements INetworkModule {
         res.on('error', fail);
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
           let body: unknown;
           try {
             body = text ? JSON.parse(text) : {};
           } catch {
-            fail(Object.assign(new Error(`identity provider answered HTTP ${res.statusCode} with a body that is not JSON`), { code: 'EBADRESPONSE' }));
+            body = undefined;
+          }
+          if (status >= 200 && status <= 299 && body === undefined) {
+            fail(Object.assign(new Error(`identity provider answered HTTP ${status} with a body that is not JSON`), { code: 'EBADRESPONSE' }));
             return;
+          }
+          // MSAL reads the body, not the status: a 5xx with an empty body would pass as a token answer
+          // without a token (and a resource would then get an empty bearer). An error answer that does not
+          // say what went wrong (no body, not JSON, no `error`) is given an RFC 6749 error saying so.
+          if ((status < 200 || status > 299) && !hasOAuthError(body)) {
+            body = { error: `http_${status}`, error_description: `the identity provider answered HTTP ${status} without an OAuth2 error` };
           }
           const headers: Record<string, string> = {};
           for (const [name, value] of Object.entries(res.headers)) {
             if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
           }
-          resolve({ headers, body: body as T, status: res.statusCode ?? 0 });
+          resolve({ headers, body: body as T, status });
         });
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${deadline} ms`), { code: 'ETIMEDOUT' })));

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node';
 import type { Logger } from 'pino';
 import type { Secret } from '../domain/secret.js';
-import { readIfExists, seal, unseal, writeAtomically } from './sealed-file.js';
+import { readIfExists, seal, unseal, writeAtomically } from '../security/sealed-file.js';
 
 export interface TokenStoreOptions {
   /** Where the sealed cache lives; empty: memory only. */

@@ -17,7 +17,7 @@ export interface AuthOptions {
   publicPaths: readonly string[];
 }
 
-const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'anonymous', role: 'admin' });
+export const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'anonymous', role: 'admin' });
 
 /**
  * Whether a request needs a key. Decided on the route the router matched (its pattern), not on the raw

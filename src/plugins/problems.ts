@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { AppError, errorCatalog, isAppError, problemType, type ErrorCode } from '../errors.js';
 import { sessionTypes } from '../kinds/index.js';
+import { NO_CONTROLS_PATTERN } from '../schemas/common.js';
 import type { Problem } from '../schemas/problem.js';
 
 /** Fastify's own client errors, by their code, and what they are in our registry. */
@@ -36,6 +37,8 @@ function validationErrors(err: FastifyError): { path: string; message: string }[
     } else if (typeof v.params?.additionalProperty === 'string') {
       path = `${path}/${v.params.additionalProperty}`;
       message = 'is not a known field here';
+    } else if (v.params?.pattern === NO_CONTROLS_PATTERN) {
+      message = 'must not contain control characters (CR, LF, NUL, TAB, DEL...)';
     }
     return { path: `/${context}${path}`, message };
   });

@@ -1,38 +1,29 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { Type, type Static } from 'typebox';
+import type { EventHub } from '../domain/events.js';
 import type { SessionPool } from '../domain/pool.js';
 import type { Download, ListQuery, MessageFilter } from '../domain/mail.js';
-import { principalOf } from '../plugins/auth.js';
 import { SessionName } from '../schemas/common.js';
 import {
   AttachmentId,
+  MessageId,
   FolderListSchema,
   ListMessagesQuery,
   MessageDetailSchema,
-  MessageId,
   MessagePageSchema,
   filterFields,
 } from '../schemas/message.js';
 import { problemResponses } from '../schemas/problem.js';
+import { jsonResponse, ref } from '../schemas/shared.js';
 import { contentDisposition } from './content-disposition.js';
+import { MessageParams, NameParams, SESSION_ERRORS, sessionOf } from './mail-route.js';
 
 export interface MessageRoutesOptions {
   pool: SessionPool;
+  events: EventHub;
 }
-
-const NameParams = Type.Object({ name: SessionName });
-const MessageParams = Type.Object({ name: SessionName, id: MessageId });
-
-/** What every mail route can answer besides its own: the session's state, as inspect?refresh=true does. */
-const SESSION_ERRORS = {
-  404: 'SESSION_NOT_FOUND, FOLDER_NOT_FOUND, MESSAGE_NOT_FOUND or ATTACHMENT_NOT_FOUND.',
-  409: 'SESSION_NOT_READY (failed) or AUTHORIZATION_REQUIRED.',
-  422: 'OPERATION_NOT_SUPPORTED: this session type cannot do it (`supportedBy` names the types that can).',
-  502: 'The mail server failed or answered in an unexpected way (MAIL_*).',
-  503: 'SESSION_RECONNECTING or SESSION_BUSY, with Retry-After.',
-  504: 'MAIL_TIMEOUT: the mail server did not answer in time.',
-};
 
 /** "a;b; c" -> ["a", "b", "c"]: the alternatives of a filter, as in Automation Anywhere's loop. */
 function alternatives(text: string | undefined): string[] {
@@ -61,6 +52,24 @@ export function toFilter(input: FilterInput): MessageFilter {
   };
 }
 
+/** Resolves when the session publishes new mail (or a folder reset), when `ms` pass, or when the caller goes away. */
+function nextEvent(events: EventHub, owner: string, session: string, ms: number, raw: IncomingMessage): Promise<'event' | 'timeout' | 'closed'> {
+  return new Promise((resolve) => {
+    const finish = (why: 'event' | 'timeout' | 'closed') => {
+      clearTimeout(timer);
+      unsubscribe();
+      raw.socket?.off('close', onClose);
+      resolve(why);
+    };
+    const onClose = () => finish('closed');
+    const timer = setTimeout(() => finish('timeout'), ms);
+    const unsubscribe = events.subscribe(owner, { session }, (event) => {
+      if (event.type === 'message.new' || event.type === 'mailbox.reset') finish('event');
+    });
+    raw.socket?.once('close', onClose);
+  });
+}
+
 function sendDownload(reply: FastifyReply, download: Download, disposition: 'inline' | 'attachment', fallbackName: string) {
   reply.header('content-type', download.contentType);
   reply.header('content-disposition', contentDisposition(disposition, download.filename ?? fallbackName));
@@ -72,9 +81,7 @@ function sendDownload(reply: FastifyReply, download: Download, disposition: 'inl
  * Reading mail through a session (contract: "Read"). Every handler finds the caller's session and runs
  * one operation of its `reader` capability; nothing here knows a protocol.
  */
-export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = async (app, { pool }) => {
-  const sessionOf = (request: FastifyRequest<{ Params: { name: string } }>) => pool.get(principalOf(request).name, request.params.name);
-
+export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = async (app, { pool, events }) => {
   app.get(
     '/v1/sessions/:name/folders',
     {
@@ -84,10 +91,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         summary: 'List the folders of the mailbox',
         description: 'Every folder with its path, delimiter and special use. POP3 has only INBOX.',
         params: NameParams,
-        response: { 200: { ...FolderListSchema, description: 'The folders.' }, ...problemResponses(SESSION_ERRORS) },
+        response: { 200: jsonResponse('The folders.', ref(FolderListSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
-    async (request) => ({ folders: await sessionOf(request).run('reader', (r) => r.folders()) }),
+    async (request) => ({ folders: await sessionOf(pool, request).run('reader', (r) => r.folders()) }),
   );
 
   app.get(
@@ -101,7 +108,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
           'Automation Anywhere\'s "Loop: for each mail in the mailbox": a page of summaries matching every filter given, newest first by default. Pages stay correct while new mail arrives: follow `nextCursor` until it is null. Reading never changes the read status.',
         params: NameParams,
         querystring: ListMessagesQuery,
-        response: { 200: { ...MessagePageSchema, description: 'A page of messages.' }, ...problemResponses({ 400: 'VALIDATION_ERROR: a filter, limit or cursor is not valid.', ...SESSION_ERRORS }) },
+        response: { 200: jsonResponse('A page of messages.', ref(MessagePageSchema)), ...problemResponses({ 400: 'VALIDATION_ERROR: a filter, limit or cursor is not valid.', ...SESSION_ERRORS }) },
       },
     },
     async (request) => {
@@ -114,7 +121,19 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         includeText: q.include === 'text',
         ...(q.cursor ? { cursor: q.cursor } : {}),
       };
-      return sessionOf(request).run('reader', (r) => r.list(query));
+      const session = sessionOf(pool, request);
+      const first = await session.run('reader', (r) => r.list(query));
+      if (!q.wait || first.messages.length > 0 || query.cursor) return first;
+      // long-poll: list again when the session reports new mail (or its folder was reset), until the wait ends;
+      // the session is not held meanwhile
+      const deadline = Date.now() + q.wait * 1000;
+      while (Date.now() < deadline) {
+        const woke = await nextEvent(events, session.owner, session.name, deadline - Date.now(), request.raw);
+        if (woke === 'closed') return first;
+        const page = await session.run('reader', (r) => r.list(query));
+        if (page.messages.length > 0 || woke === 'timeout') return page;
+      }
+      return first;
     },
   );
 
@@ -131,10 +150,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
           { markAsRead: Type.Optional(Type.Boolean({ default: false, description: 'Mark the message read (not on POP3).' })) },
           { additionalProperties: false },
         ),
-        response: { 200: { ...MessageDetailSchema, description: 'The message.' }, ...problemResponses(SESSION_ERRORS) },
+        response: { 200: jsonResponse('The message.', ref(MessageDetailSchema)), ...problemResponses(SESSION_ERRORS) },
       },
     },
-    async (request) => sessionOf(request).run('reader', (r) => r.get(request.params.id, { markAsRead: request.query.markAsRead ?? false })),
+    async (request) => sessionOf(pool, request).run('reader', (r) => r.get(request.params.id, { markAsRead: request.query.markAsRead ?? false })),
   );
 
   app.get(
@@ -154,7 +173,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const download = await sessionOf(request).download('reader', (r) => r.raw(request.params.id));
+      const download = await sessionOf(pool, request).download('reader', (r) => r.raw(request.params.id));
       return sendDownload(reply, download, 'attachment', `${request.params.id.slice(0, 64)}.eml`);
     },
   );
@@ -177,7 +196,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
     },
     async (request, reply) => {
       const { id, attachmentId } = request.params;
-      const download = await sessionOf(request).download('reader', (r) => r.attachment(id, attachmentId));
+      const download = await sessionOf(pool, request).download('reader', (r) => r.attachment(id, attachmentId));
       return sendDownload(reply, download, 'attachment', `attachment-${attachmentId}`);
     },
   );

@@ -9,8 +9,10 @@ import type { KindServices } from '../kinds/kind.js';
 import { CALLBACK_PATH } from '../oauth/broker.js';
 import { PAGE_HEADERS, renderCallbackPage, wantsJson } from '../oauth/callback-page.js';
 import { toAppError } from '../plugins/problems.js';
-import { SessionName } from '../schemas/common.js';
+import { SessionName, WireString } from '../schemas/common.js';
 import { ProblemSchema, problemResponses } from '../schemas/problem.js';
+import { SessionStateSchema } from '../schemas/session.js';
+import { ref, shared } from '../schemas/shared.js';
 
 export interface OAuthRoutesOptions {
   pool: SessionPool;
@@ -23,28 +25,29 @@ const NameParams = Type.Object({ name: SessionName });
 // Azure AD adds session_state, client_info and others: extra parameters are accepted, never echoed
 const CallbackQuery = Type.Object(
   {
-    state: Type.Optional(Type.String({ maxLength: 512, description: 'The state this service put in the authorization URL.' })),
-    code: Type.Optional(Type.String({ maxLength: 8192, description: 'The authorization code (redeemed once, with the PKCE verifier).' })),
-    error: Type.Optional(Type.String({ maxLength: 256, description: 'The identity provider\'s error, e.g. access_denied.' })),
-    error_description: Type.Optional(Type.String({ maxLength: 4096 })),
+    state: Type.Optional(WireString({ maxLength: 512, description: 'The state this service put in the authorization URL.' })),
+    code: Type.Optional(WireString({ maxLength: 8192, description: 'The authorization code (redeemed once, with the PKCE verifier; it goes on to the token endpoint).' })),
+    error: Type.Optional(WireString({ maxLength: 256, description: 'The identity provider\'s error, e.g. access_denied.' })),
+    // free text that goes nowhere but the result page (escaped); Entra ID puts CR LF between its lines
+    error_description: Type.Optional(Type.String({ maxLength: 4096, description: 'The identity provider\'s explanation, shown on the result page.' })),
   },
   { additionalProperties: true },
 );
 
-const CallbackResult = Type.Object(
-  {
+const CallbackResult = shared(
+  'OAuth2CallbackResult',
+  Type.Object({
     session: SessionName,
-    state: Type.String({ description: 'The session state after the sign-in: connected, or awaiting_authorization if yet another sign-in is needed.' }),
+    state: { ...ref(SessionStateSchema), description: 'The session state after the sign-in: connected, or awaiting_authorization if yet another sign-in is needed.' },
     message: Type.String(),
-  },
-  { title: 'OAuth2CallbackResult' },
+  }),
 );
 
 const htmlOrProblem = (description: string) => ({
   description,
   content: {
     'text/html': { schema: Type.String({ description: 'The page a person sees.' }) },
-    'application/problem+json': { schema: ProblemSchema },
+    'application/problem+json': { schema: ref(ProblemSchema) },
   },
 });
 
@@ -61,6 +64,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async 
     '/v1/sessions/:name/authorize',
     {
       schema: {
+        operationId: 'authorizeSession',
         tags: ['oauth2'],
         summary: 'Open the sign-in page of a session that awaits OAuth2 authorization',
         description:
@@ -94,6 +98,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async 
     {
       logSerializers: { req: redactedRequest },
       schema: {
+        operationId: 'oauth2Callback',
         tags: ['oauth2'],
         summary: 'OAuth2 redirect URI (the identity provider sends the browser here)',
         description:
@@ -106,7 +111,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async 
             description: 'The session is connected (or, rarely, asks for another sign-in).',
             content: {
               'text/html': { schema: Type.String({ description: 'The page a person sees.' }) },
-              'application/json': { schema: CallbackResult },
+              'application/json': { schema: ref(CallbackResult) },
             },
           },
           400: htmlOrProblem('OAUTH_STATE_INVALID (forged, used or expired state) or VALIDATION_ERROR.'),

@@ -46,6 +46,12 @@ export class ApiKeys {
     return this.#entries.length;
   }
 
+  /** The principal of that name, while it has a key (restored sessions keep their owner's rights). */
+  principal(name: string): Principal | undefined {
+    const entry = this.#entries.find((e) => e.name === name);
+    return entry ? { name: entry.name, role: entry.role } : undefined;
+  }
+
   /** The principal whose key this is, or undefined. Compares against every entry in constant time. */
   verify(key: string): Principal | undefined {
     const presented = createHash('sha256').update(key, 'utf8').digest();

@@ -11,8 +11,9 @@ export interface SecretRef {
 
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** A reference is an object with `secret` and nothing else (the schema's SecretRef), so `{ url, secret }` is not one. */
 export function isSecretRef(value: unknown): value is SecretRef {
-  return typeof value === 'object' && value !== null && typeof (value as SecretRef).secret === 'string';
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as SecretRef).secret === 'string' && Object.keys(value).length === 1;
 }
 
 function globToRegExp(glob: string): RegExp {

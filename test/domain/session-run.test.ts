@@ -53,7 +53,7 @@ function session(t: { after: (fn: () => unknown) => void }, connector: Connector
       logger,
       mailLogger: logger,
       keepaliveIntervalMs: 0,
-      checkIntervalMs: 0,
+      checkIntervalMs: 0, watchIntervalMs: 0,
       idleTimeoutMs: 0,
       lockTimeoutMs: 1000,
       reconnect: { baseMs: 60_000, maxMs: 60_000, maxAttempts: 0 },

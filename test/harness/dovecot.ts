@@ -2,7 +2,7 @@
 //
 // Each call starts its own `dovecot -F -c <tmp>/dovecot.conf` with base_dir, state_dir, log and
 // mail all in a temp dir, on free loopback ports, so tests never touch a system instance.
-// Facts behind the settings are in shared/docs/protocol-notes.md ("Dovecot as the test
+// Facts behind the settings are in docs/protocol-facts.md ("Dovecot as the test
 // IMAP/POP3 server"); the log line formats below were checked against Dovecot 2.3.19.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -40,7 +40,7 @@ export interface DovecotServer {
 export interface DovecotOptions {
   /** user -> password; defaults to `defaultUsers`. */
   users?: Record<string, string>;
-  /** Settings for thousands of concurrent sessions (see protocol-notes "Thousands of sessions"). */
+  /** Settings for thousands of concurrent sessions (see docs/protocol-facts.md, "Real servers used in tests"). */
   scale?: boolean;
   /**
    * OAuth2 logins besides the passwords: Dovecot's oauth2 passdb takes SASL XOAUTH2 / OAUTHBEARER and
@@ -311,7 +311,7 @@ function renderConfig(c: ConfigInput): string {
     '}',
   ];
   if (!isRoot) {
-    // Unprivileged: every internal service runs as the current user (see protocol-notes).
+    // Unprivileged: every internal service runs as the current user (see docs/protocol-facts.md).
     lines.push(
       `default_internal_user = ${owner.user}`,
       `default_internal_group = ${owner.group}`,

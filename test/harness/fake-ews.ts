@@ -1,11 +1,18 @@
 // A local HTTPS Exchange Web Services endpoint that speaks enough SOAP for ews-javascript-api to bind the
 // Inbox: GetFolder for the distinguished folder "inbox" answers TotalCount/UnreadCount (the smallest answer
-// the library accepts, see protocol-notes.md). It checks Basic credentials or bearer tokens, honours
+// the library accepts, see docs/protocol-facts.md). It checks Basic credentials or bearer tokens, honours
 // ExchangeImpersonation, and records every request so tests can assert what the service sent.
+// The mail operations (folders, messages, attachments) are in fake-ews-mail.ts, on the mailboxes of
+// fake-ews-store.ts.
+// Hostile mode (`hostile`): every request gets a raw answer of the test's choosing instead (a 500 with
+// an empty, non-XML or truncated body, as a broken Exchange or a load balancer in front of it sends),
+// optionally cut off mid-body by destroying the socket.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { makeCerts } from './certs.js';
+import { answerMail, SoapFault, parseSoap } from './fake-ews-mail.js';
+import { FakeMailbox } from './fake-ews-store.js';
 
 export interface InboxCounts {
   total: number;
@@ -28,6 +35,33 @@ export interface FakeEwsOptions {
   mailboxes?: Record<string, InboxCounts>;
 }
 
+/** A raw answer for hostile mode. */
+export interface HostileHttpAnswer {
+  status: number;
+  body: string | Buffer;
+  headers?: Record<string, string>;
+  /** Send this many bytes of the body, then destroy the socket (a connection cut mid-answer). */
+  cutAfter?: number;
+}
+
+/** A GetFolder answer that ews-javascript-api accepts, for tests that truncate or mangle it. */
+export function inboxAnswerXml(total = 1, unread = 0): string {
+  return folderResponse({ total, unread });
+}
+
+/** Writes a hostile answer to `res`. Shared with the fake identity provider. */
+export function sendHostile(res: ServerResponse, answer: HostileHttpAnswer): void {
+  const body = Buffer.isBuffer(answer.body) ? answer.body : Buffer.from(answer.body, 'utf8');
+  if (answer.cutAfter !== undefined) {
+    // announce the full length, send part of it, then cut the connection
+    res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+    res.write(body.subarray(0, answer.cutAfter), () => res.destroy());
+    return;
+  }
+  res.writeHead(answer.status, { 'content-length': String(body.length), ...answer.headers });
+  res.end(body);
+}
+
 export interface EwsRequestRecord {
   auth: 'basic' | 'bearer' | 'none';
   /** Basic username, or the user of a delegated token, or "app". */
@@ -40,6 +74,16 @@ export interface EwsRequestRecord {
   version?: string;
   operation?: string;
   folder?: string;
+  /** The SOAP request as sent (parse it with fake-ews-mail.ts parseSoap to assert what the library sent). */
+  body: string;
+}
+
+/** A raw answer the mail operations give instead of their own (a broken server, a proxy in front of it). */
+export interface MailHostility {
+  /** Only this operation (e.g. "FindItem"); every mail operation when absent. */
+  operation?: string;
+  status: number;
+  body: string;
 }
 
 export interface FakeEws {
@@ -52,6 +96,14 @@ export interface FakeEws {
   faultCode: string | undefined;
   /** When true, GetFolder answers Success with no folder (ews-javascript-api then resolves null). */
   emptyFolders: boolean;
+  /** The folders and messages of a mailbox (lower-case SMTP address or Basic username), made on first use. */
+  store(mailbox: string): FakeMailbox;
+  /** When set, mail operations (not the Inbox check) get this raw answer. */
+  mailHostility: MailHostility | undefined;
+  /** Most entries one FindItem/FindFolder page answers (Exchange Online: 1000). */
+  maxFindCount: number;
+  /** When set, every request gets this raw answer, whatever it asked (hostile mode). */
+  hostile: HostileHttpAnswer | undefined;
   close(): Promise<void>;
 }
 
@@ -104,12 +156,26 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
   const state = {
     faultCode: undefined as string | undefined,
     emptyFolders: false,
+    mailHostility: undefined as MailHostility | undefined,
+    maxFindCount: 1000,
+    serial: 0,
+    stores: new Map<string, FakeMailbox>(),
+    hostile: undefined as HostileHttpAnswer | undefined,
     mailboxes: Object.fromEntries(Object.entries(options.mailboxes ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+  };
+
+  const store = (mailbox: string): FakeMailbox => {
+    let box = state.stores.get(mailbox.toLowerCase());
+    if (!box) {
+      box = new FakeMailbox();
+      state.stores.set(mailbox.toLowerCase(), box);
+    }
+    return box;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
-    const record: EwsRequestRecord = { auth: 'none', status: 0 };
+    const record: EwsRequestRecord = { auth: 'none', status: 0, body };
     requests.push(record);
     const send = (status: number, xml: string, headers: Record<string, string> = {}) => {
       record.status = status;
@@ -123,6 +189,11 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     record.operation = /<m:(\w+)[\s>]/.exec(body.split(/<\w*:?Body>/)[1] ?? '')?.[1];
     record.folder = attr(body, 'DistinguishedFolderId', 'Id');
 
+    if (state.hostile) {
+      record.status = state.hostile.status;
+      sendHostile(res, state.hostile);
+      return;
+    }
     if (req.method !== 'POST' || !req.url?.toLowerCase().startsWith('/ews/exchange.asmx')) {
       send(404, '');
       return;
@@ -166,16 +237,33 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
       send(500, fault(state.faultCode, 'The fake server was told to fail.'));
       return;
     }
-    if (record.operation !== 'GetFolder' || record.folder !== 'inbox') {
-      send(500, fault('ErrorInvalidOperation', `The fake answers GetFolder for the inbox only, not ${record.operation}.`));
-      return;
-    }
     const counts = state.mailboxes[(mailbox ?? '').toLowerCase()];
     if (!counts) {
       send(500, fault('ErrorNonExistentMailbox', 'The SMTP address has no mailbox associated with it.'));
       return;
     }
-    send(200, folderResponse(state.emptyFolders ? undefined : counts));
+    // the session's proof and summary: GetFolder for the inbox alone
+    if (record.operation === 'GetFolder' && record.folder === 'inbox' && (body.match(/<\w*:?(Distinguished)?FolderId\b/g) ?? []).length === 1) {
+      send(200, folderResponse(state.emptyFolders ? undefined : counts));
+      return;
+    }
+    const hostile = state.mailHostility;
+    if (hostile && (!hostile.operation || hostile.operation === record.operation)) {
+      send(hostile.status, hostile.body);
+      return;
+    }
+    const soap = parseSoap(body);
+    if (!soap) {
+      send(500, fault('ErrorSchemaValidation', 'The request failed schema validation.'));
+      return;
+    }
+    try {
+      state.serial += 1;
+      send(200, envelope(answerMail(store((mailbox ?? '').toLowerCase()), soap.operation, soap.node, { maxFindCount: state.maxFindCount, serial: state.serial })));
+    } catch (err) {
+      if (!(err instanceof SoapFault)) throw err;
+      send(500, fault(err.code, err.message));
+    }
   };
 
   const server: Server = createServer({ key: certs.keyPem, cert: certs.certPem }, (req, res) => {
@@ -204,11 +292,30 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     set faultCode(value) {
       state.faultCode = value;
     },
+    store,
+    get mailHostility() {
+      return state.mailHostility;
+    },
+    set mailHostility(value) {
+      state.mailHostility = value;
+    },
+    get maxFindCount() {
+      return state.maxFindCount;
+    },
+    set maxFindCount(value) {
+      state.maxFindCount = value;
+    },
     get emptyFolders() {
       return state.emptyFolders;
     },
     set emptyFolders(value) {
       state.emptyFolders = value;
+    },
+    get hostile() {
+      return state.hostile;
+    },
+    set hostile(value) {
+      state.hostile = value;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -4,12 +4,14 @@
 // client_credentials and refresh_token. It records every token request (including the client secret
 // that was sent) so tests can assert who got which secret, and it tells the fake EWS which tokens are
 // valid. Error answers have Azure AD's shape: error, error_description "AADSTSnnnn: ...", error_codes.
+// Hostile mode (`hostile`): the token endpoint (or every endpoint) gives a raw answer of the test's
+// choosing instead, such as a 500 with an empty body or a 200 without an access token.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { makeCerts } from './certs.js';
-import type { TokenPrincipal } from './fake-ews.js';
+import { sendHostile, type HostileHttpAnswer, type TokenPrincipal } from './fake-ews.js';
 
 export interface FakeUser {
   password: string;
@@ -54,6 +56,8 @@ export interface FakeIdentity {
   accessTokenLifetime: number;
   /** When true, refresh_token grants are refused with invalid_grant (AADSTS700082). */
   refuseRefresh: boolean;
+  /** When set, the token endpoint (`where: 'token'`) or every endpoint answers this raw answer (hostile mode). */
+  hostile: (HostileHttpAnswer & { where: 'token' | 'all' }) | undefined;
   /** For the fake EWS: who a bearer token stands for, or undefined when unknown or expired. */
   principal(token: string): TokenPrincipal | undefined;
   close(): Promise<void>;
@@ -95,7 +99,7 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
   const codes = new Map<string, Grant & { redirectUri: string; challenge: string; nonce?: string }>();
   const refreshTokens = new Map<string, Grant>();
   const accessTokens = new Map<string, Grant & { expiresAt: number }>();
-  const settings = { accessTokenLifetime: 3600, refuseRefresh: false };
+  const settings = { accessTokenLifetime: 3600, refuseRefresh: false, hostile: undefined as FakeIdentity['hostile'] };
   let origin = '';
 
   const oid = (user: string) => createHash('sha256').update(user).digest('hex').slice(0, 32);
@@ -203,6 +207,15 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
     const path = rest.join('/');
     const json = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     const page = (status: number, body: string): void => void res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }).end(body);
+    const hostile = settings.hostile;
+    if (hostile && (hostile.where === 'all' || (req.method === 'POST' && path === 'oauth2/v2.0/token'))) {
+      if (path === 'oauth2/v2.0/token') {
+        const form = await readBody(req);
+        tokenRequests.push({ tenant, grantType: form.get('grant_type') ?? '', status: hostile.status, error: 'hostile' });
+      }
+      sendHostile(res, hostile);
+      return;
+    }
 
     if (req.method === 'GET' && path === 'v2.0/.well-known/openid-configuration') {
       const base = `${origin}/${tenant}`;
@@ -318,6 +331,12 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
     },
     set refuseRefresh(value) {
       settings.refuseRefresh = value;
+    },
+    get hostile() {
+      return settings.hostile;
+    },
+    set hostile(value) {
+      settings.hostile = value;
     },
     principal(accessToken) {
       const grant = accessTokens.get(accessToken);

@@ -251,8 +251,12 @@ async function local(opts: GreenMailOptions): Promise<GreenMailServer> {
 // A minimal SMTP client: enough to hand one message to GreenMail, checking every reply code.
 // ---------------------------------------------------------------------------------------------
 
-/** Sends `rfc822` to `rcpt` via SMTP at host:port (EHLO, MAIL FROM, RCPT TO, DATA, QUIT). */
-export async function smtpDeliver(host: string, port: number, rcpt: string, rfc822: string, timeoutMs = 10000): Promise<void> {
+/**
+ * Sends `rfc822` to `rcpt` via SMTP at host:port (EHLO, MAIL FROM, RCPT TO, DATA, QUIT). With `lmtp`,
+ * the same through LMTP (RFC 2033: LHLO instead of EHLO; one reply per recipient after DATA, and with
+ * one recipient that is the one reply read here).
+ */
+export async function smtpDeliver(host: string, port: number, rcpt: string, rfc822: string, timeoutMs = 10000, lmtp = false): Promise<void> {
   const socket = net.connect({ host, port });
   socket.setEncoding('utf8');
   let buffer = '';
@@ -293,8 +297,8 @@ export async function smtpDeliver(host: string, port: number, rcpt: string, rfc8
 
   try {
     await expect('greeting', 220);
-    send('EHLO mail-session-broker.test\r\n');
-    await expect('EHLO', 250);
+    send(`${lmtp ? 'LHLO' : 'EHLO'} mail-session-broker.test\r\n`);
+    await expect(lmtp ? 'LHLO' : 'EHLO', 250);
     send('MAIL FROM:<harness@mail-session-broker.test>\r\n');
     await expect('MAIL FROM', 250);
     send(`RCPT TO:<${rcpt}>\r\n`);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ErrorCode } from '../../src/errors.js';
 import { contentDisposition } from '../../src/routes/content-disposition.js';
 import { toFilter } from '../../src/routes/messages.js';
 import { build } from '../helper.js';
@@ -15,6 +16,7 @@ test('list queries that do not match the contract are VALIDATION_ERROR naming th
     ['since=yesterday', '/querystring/since'],
     ['before=2026-13', '/querystring/before'],
     ['include=html', '/querystring/include'],
+    ['wait=61', '/querystring/wait'],
     ['cursor=a%2Fb', '/querystring/cursor'],
     ['folder=INBOX%0D%0ALOGOUT', '/querystring/folder'],
     ['subject=a%0Ab', '/querystring/subject'],
@@ -54,4 +56,59 @@ test('Content-Disposition carries any file name safely (RFC 6266 / 8187)', () =>
   assert.doesNotMatch(hostile, /\.\.\//);
   assert.match(hostile, /^attachment; filename="[^"]*"; filename\*=UTF-8''[A-Za-z0-9%._~!-]+$/);
   assert.equal(contentDisposition('inline', ''), 'inline; filename="download"');
+});
+
+test('change requests that do not match the contract are VALIDATION_ERROR; unknown sessions SESSION_NOT_FOUND', async (t) => {
+  const { app } = await build(t);
+  const base = '/v1/sessions/s1/messages';
+  const cases: [string, string, unknown][] = [
+    ['PATCH', `${base}/abc`, {}],
+    ['PATCH', `${base}/abc`, { seen: 'yes' }],
+    ['PATCH', `${base}/abc`, { seen: true, deleted: true }],
+    ['POST', `${base}/abc/move`, {}],
+    ['POST', `${base}/abc/move`, { to: 'Archive\r\nA1 LOGOUT' }],
+    ['POST', `${base}/move`, { to: 'Archive' }],
+    ['POST', `${base}/move`, { where: { status: 'seen' }, to: 'Archive' }],
+    ['POST', `${base}/delete`, { where: {}, permanent: 'yes' }],
+    ['POST', `${base}/update`, { where: {} }],
+    ['POST', `${base}/update`, { where: { since: 'last week' }, seen: true }],
+  ];
+  for (const [method, url, payload] of cases) {
+    assertProblem(await app.inject({ method: method as 'POST', url, payload: payload as object }), 'VALIDATION_ERROR');
+  }
+  assertProblem(await app.inject({ method: 'DELETE', url: `${base}/abc?permanent=maybe` }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'DELETE', url: `${base}/abc` }), 'SESSION_NOT_FOUND');
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/move`, payload: { where: {}, to: 'Archive' } }), 'SESSION_NOT_FOUND');
+  assertProblem(await app.inject({ method: 'PATCH', url: `${base}/abc`, payload: { seen: true } }), 'SESSION_NOT_FOUND');
+});
+
+test('send requests: addresses are parsed, limits hold, header injection is refused', async (t) => {
+  const { app } = await build(t, { MSB_SEND_MAX_RECIPIENTS: '2', MSB_SEND_MAX_BYTES: '2048' });
+  const url = '/v1/sessions/s1/send';
+  const ok = { to: 'A <a@example.test>', subject: 'hi', text: 'x' };
+  const refused: [unknown, ErrorCode][] = [
+    [{ ...ok, to: 'not an address' }, 'VALIDATION_ERROR'],
+    [{ ...ok, to: ['a@example.test', 'b@example.test', 'c@example.test'] }, 'VALIDATION_ERROR'],
+    [{ ...ok, subject: 'hi\r\nBcc: victim@example.test' }, 'VALIDATION_ERROR'],
+    [{ ...ok, to: 'a@example.test\r\nBcc: victim@example.test' }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: '../x', content: 'AAAA' }] }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: 'x.bin', content: 'not base64!' }] }, 'VALIDATION_ERROR'],
+    [{ ...ok, attachments: [{ filename: 'x.bin', content: Buffer.alloc(4096).toString('base64') }] }, 'MESSAGE_TOO_LARGE'],
+    [ok, 'SESSION_NOT_FOUND'],
+  ];
+  for (const [payload, code] of refused) assertProblem(await app.inject({ method: 'POST', url, payload: payload as object }), code);
+  assertProblem(await app.inject({ method: 'POST', url, payload: ok, headers: { 'idempotency-key': 'has space' } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/forward', payload: { to: 'x' } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s1/messages/abc/reply', payload: { replyAll: 'yes' } }), 'VALIDATION_ERROR');
+});
+
+test('claim requests out of bounds are VALIDATION_ERROR', async (t) => {
+  const { app } = await build(t);
+  const base = '/v1/sessions/s1/claims';
+  for (const payload of [{ max: 0 }, { max: 1001 }, { leaseSeconds: 4 }, { leaseSeconds: 3601 }, { where: { status: 'new' } }, { folder: 'a\nb' }]) {
+    assertProblem(await app.inject({ method: 'POST', url: base, payload }), 'VALIDATION_ERROR');
+  }
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/c1/ack`, payload: { then: { moveTo: '' } } }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: `${base}/c1/extend`, payload: {} }), 'VALIDATION_ERROR');
+  assertProblem(await app.inject({ method: 'POST', url: base, payload: {} }), 'SESSION_NOT_FOUND');
 });

@@ -80,8 +80,8 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     assert.equal(world.idp.tokenRequests.length, tokensBefore + 1, 'the app-only token was reused');
 
     // inspect reads the counts live
-    world.graph.mailboxes[USERS.bob.name] = { total: 25, unread: 6 };
-    t.after(() => (world.graph.mailboxes[USERS.bob.name] = INBOXES[USERS.bob.name]!));
+    world.graph.mailbox(USERS.bob.name).base = { total: 25, unread: 6 };
+    t.after(() => (world.graph.mailbox(USERS.bob.name).base = INBOXES[USERS.bob.name]!));
     await sleep(5);
     assert.deepEqual(counts((await call(a, 'GET', '/v1/sessions/bob-app?refresh=true')).json()), ['Inbox', 25, 6]);
 
@@ -106,7 +106,7 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     assert.equal(url.origin, world.idp.origin);
     assert.equal(url.searchParams.get('client_id'), APPS.server.id);
     assert.equal(url.searchParams.get('login_hint'), null, 'no username: any account may sign in');
-    assert.match(url.searchParams.get('scope') ?? '', new RegExp(`${world.graph.origin.replace(/[.]/g, '\\.')}/Mail\\.Read(\\s|$)`));
+    assert.match(url.searchParams.get('scope') ?? '', new RegExp(`${world.graph.origin.replace(/[.]/g, '\\.')}/Mail\\.ReadWrite(\\s|$)`));
     assert.match(url.searchParams.get('scope') ?? '', /offline_access/);
 
     await signIn(a, s.authorizationUrl, USERS.carol);
@@ -134,7 +134,7 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     assert.deepEqual(counts(res.json()), ['Inbox', 20, 2]);
     const grant = world.idp.tokenRequests.slice(before);
     assert.deepEqual(grant.map((g) => [g.grantType, g.username, g.clientSecret]), [['password', USERS.alice.name, APPS.server.secret]]);
-    assert.match(grant[0]!.scope!, /\/Mail\.Read( |$)/);
+    assert.match(grant[0]!.scope!, /\/Mail\.ReadWrite( |$)/);
 
     const mfa = await create(a, { name: 'ropc-mfa', type: 'outlook', username: USERS.mfa.name, password: USERS.mfa.password });
     const problem = assertProblem(mfa, 'OAUTH_MFA_REQUIRED');
@@ -142,14 +142,14 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
     assertProblem(await create(a, { name: 'ropc-bad', type: 'outlook', username: USERS.alice.name, password: 'Wrong-Pw-77' }), 'MAIL_AUTH_FAILED');
   });
 
-  test('shared mailboxes with a delegated sign-in: Mail.Read.Shared and /users/{id}; not shared is GRAPH_ACCESS_DENIED', async (t) => {
+  test('shared mailboxes with a delegated sign-in: Mail.ReadWrite.Shared and /users/{id}; not shared is GRAPH_ACCESS_DENIED', async (t) => {
     const a = await app(t);
     const res = await create(a, { name: 'shared-alice', type: 'outlook', username: USERS.alice.name, password: USERS.alice.password, mailbox: USERS.shared.name });
     assert.equal(res.statusCode, 201, res.body);
     assert.deepEqual(counts(res.json()), ['Inbox', 40, 7]);
     const seen = world.graph.requests.at(-1)!;
     assert.deepEqual([seen.mailbox, seen.principal], [USERS.shared.name, USERS.alice.name]);
-    assert.match(seen.scope ?? '', /\/Mail\.Read\.Shared/);
+    assert.match(seen.scope ?? '', /\/Mail\.ReadWrite\.Shared/);
 
     const denied = await create(a, { name: 'shared-bob', type: 'outlook', username: USERS.bob.name, password: USERS.bob.password, mailbox: USERS.shared.name });
     assert.match(String(assertProblem(denied, 'GRAPH_ACCESS_DENIED').detail), /shared\.mailbox@contoso\.test.*ErrorAccessDenied/);

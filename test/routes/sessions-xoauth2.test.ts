@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { xoauth2Payload } from '../../src/connectors/pop3/sasl.js';
@@ -302,5 +306,27 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
     assert.ok(tokens.length > 10);
     assertNoSecrets(logSets.flat(), secrets, 'log');
     assertNoSecrets(bodies, secrets, 'response body');
+  });
+  test('restored after a restart from the session store: an authorization-code session comes back without a new sign-in', async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'msb-restore-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const persist = {
+      MSB_SESSION_STORE_FILE: path.join(dir, 'sessions.sealed'),
+      MSB_SESSION_STORE_KEY: randomBytes(32).toString('base64'),
+      MSB_TOKEN_CACHE_FILE: path.join(dir, 'tokens.sealed'),
+      MSB_TOKEN_CACHE_KEY: randomBytes(32).toString('base64'),
+    };
+    const { app: first } = await build({ after: () => {} }, { ...env, ...persist });
+    const code = (await create(first, mail('imap', 'kept-code', USERS.bob.name, {}))).json();
+    const callback = new URL(await signInOverHttp(code.authorizationUrl, { caPem: certs.caPem, username: USERS.bob.name, password: USERS.bob.password }));
+    assert.equal((await call(first, 'GET', `${callback.pathname}${callback.search}`)).statusCode, 200);
+    assert.equal((await call(first, 'GET', '/v1/sessions/kept-code')).json().state, 'connected');
+    await first.close();
+    const signInsBefore = idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length;
+
+    const second = await app(t, persist);
+    const back = await waitForSession(second, 'kept-code', (s) => s.state === 'connected');
+    assert.equal(back.auth.flow, 'authorizationCode');
+    assert.equal(idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length, signInsBefore, 'no new sign-in');
   });
 });

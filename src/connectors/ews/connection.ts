@@ -1,14 +1,15 @@
 import { Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as EwsApi from 'ews-javascript-api';
-import type * as EwsXhr from '@ewsjs/xhr';
 import type { Secret } from '../../domain/secret.js';
 import { AppError } from '../../errors.js';
-import { toEwsError } from './errors.js';
+import { toEwsError, type EwsItemScope } from './errors.js';
+import { loadEws, type GuardedXhrApi } from './transport.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
 import { outboundSecureContext } from '../../net/trust.js';
+import { EwsReader } from './messages.js';
 
 /** Everything an EWS connector needs. Secrets stay wrapped until a request needs them. */
 export interface EwsSettings {
@@ -27,49 +28,29 @@ export interface EwsSettings {
   ca?: string;
   extraCaFile: string;
   timeouts: { connectMs: number; commandMs: number };
+  limits: { parseMaxBytes: number; maxDownloadBytes: number };
 }
 
-interface EwsModules {
-  ews: typeof EwsApi;
-  /** An XhrApi that remembers the transport error, which the library's rejection keeps only as text. */
-  RecordingXhrApi: new (options: { httpsAgent: Agent; timeout: number; proxy: false }) => EwsXhr.XhrApi & { lastError: unknown };
-}
+/**
+ * One EWS request through the connector's guarded path; `scope` says what an id that no longer resolves
+ * means (MESSAGE_NOT_FOUND, ATTACHMENT_NOT_FOUND, FOLDER_NOT_FOUND).
+ */
+export type EwsRequest = <T>(what: string, run: (service: EwsApi.ExchangeService, ews: typeof EwsApi) => Promise<T>, scope?: EwsItemScope) => Promise<T>;
 
 interface PreparedService {
   service: EwsApi.ExchangeService;
-  xhr: EwsXhr.XhrApi & { lastError: unknown };
-}
-
-let modules: Promise<EwsModules> | undefined;
-
-/** ews-javascript-api costs ~50 MiB and ~0.3 s to load: only when an EWS session first connects. */
-function loadEws(): Promise<EwsModules> {
-  modules ??= Promise.all([import('ews-javascript-api'), import('@ewsjs/xhr')]).then(([ews, xhr]) => {
-    class RecordingXhrApi extends xhr.XhrApi {
-      lastError: unknown;
-      override async xhr(...args: Parameters<EwsXhr.XhrApi['xhr']>) {
-        this.lastError = undefined;
-        try {
-          return await super.xhr(...args);
-        } catch (err) {
-          this.lastError = err;
-          throw err;
-        }
-      }
-    }
-    return { ews, RecordingXhrApi };
-  });
-  modules.catch(() => (modules = undefined));
-  return modules;
+  xhr: GuardedXhrApi;
 }
 
 /**
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
- * the TokenSource, which refreshes it before it expires.
+ * the TokenSource, which refreshes it before it expires. The `reader` capability (messages.ts) sends
+ * its requests through the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
   readonly persistent = false;
+  readonly reader: EwsReader;
   readonly #settings: EwsSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: TokenSource | undefined;
@@ -83,6 +64,8 @@ export class EwsConnector implements Connector {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#tokens = tokens;
+    const request: EwsRequest = (what, run, scope) => this.#request(`EWS ${settings.host}:${settings.port} ${what}`, settings.timeouts.commandMs, run, scope);
+    this.reader = new EwsReader(request, { ...settings.limits, exchange2013: atLeastExchange2013(settings.exchangeVersion) }, ctx.logger);
   }
 
   async connect(): Promise<void> {
@@ -107,6 +90,21 @@ export class EwsConnector implements Connector {
 
   async #readInbox(timeoutMs: number): Promise<MailboxSummary> {
     const s = this.#settings;
+    return this.#request(`EWS ${s.host}:${s.port} GetFolder`, timeoutMs, async (service, ews) => {
+      const folder = await ews.Folder.Bind(service, ews.WellKnownFolderName.Inbox);
+      // the library resolves null instead of failing when the answer has no folder
+      if (!folder) throw new AppError('MAIL_PROTOCOL_ERROR', `EWS ${s.host}:${s.port}: GetFolder for the Inbox returned no folder`);
+      return { name: 'Inbox', messages: folder.TotalCount, unseen: folder.UnreadCount, checkedAt: new Date().toISOString() };
+    });
+  }
+
+  /**
+   * The one guarded path of every EWS request (connect, summary and the reader alike): the outbound
+   * check, a fresh token, the credentials, a deadline, and the translation of whatever the library
+   * rejects with (toEwsError; `scope` names the item-level code of an id that no longer resolves).
+   */
+  async #request<T>(what: string, timeoutMs: number, run: (service: EwsApi.ExchangeService, ews: typeof EwsApi) => Promise<T>, scope?: EwsItemScope): Promise<T> {
+    const s = this.#settings;
     // the destination first: no token (and no ROPC password) is fetched for a host the policy refuses
     this.#address = await this.#ctx.outbound.check(s.host, s.port);
     // then a token: AUTHORIZATION_REQUIRED and identity provider errors pass through as they are
@@ -116,19 +114,18 @@ export class EwsConnector implements Connector {
     service.Credentials = token ? new ews.OAuthCredentials(token.reveal(), true) : new ews.WebCredentials(s.username, s.password?.reveal() ?? '');
     const secrets = [s.password?.reveal(), token?.reveal()].filter((v): v is string => v !== undefined);
     try {
-      const folder = await withDeadline(ews.Folder.Bind(service, ews.WellKnownFolderName.Inbox), timeoutMs, `EWS ${s.host}:${s.port} GetFolder`);
-      // the library resolves null instead of failing when the answer has no folder
-      if (!folder) throw new AppError('MAIL_PROTOCOL_ERROR', `EWS ${s.host}:${s.port}: GetFolder for the Inbox returned no folder`);
-      return { name: 'Inbox', messages: folder.TotalCount, unseen: folder.UnreadCount, checkedAt: new Date().toISOString() };
+      return await withDeadline(run(service, ews), timeoutMs, what);
     } catch (err) {
-      throw toEwsError(err, { host: s.host, port: s.port, transport: xhr.lastError, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets });
+      throw toEwsError(err, {
+        host: s.host, port: s.port, transport: xhr.lastError, unreadable: xhr.unreadable, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets, scope,
+      });
     }
   }
 
   async #prepare(): Promise<PreparedService> {
     if (this.#service) return this.#service;
     const s = this.#settings;
-    const { ews, RecordingXhrApi } = await loadEws();
+    const { ews, GuardedXhrApi } = await loadEws();
     const service = new ews.ExchangeService(ews.ExchangeVersion[s.exchangeVersion as keyof typeof ews.ExchangeVersion]);
     service.Url = new ews.Uri(s.url);
     service.UserAgent = 'mail-session-broker';
@@ -142,13 +139,20 @@ export class EwsConnector implements Connector {
       else callback(null, address, isIP(address));
     };
     this.#agent = new Agent({ keepAlive: true, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
-    // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here
-    const xhr = new RecordingXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false });
+    // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here;
+    // maxContentLength bounds every answer: the largest is a download, base64 inside the MIME, base64 again in the XML
+    const maxContentLength = 2 * s.limits.maxDownloadBytes + 1024 * 1024;
+    const xhr = new GuardedXhrApi({ httpsAgent: this.#agent, timeout: s.timeouts.commandMs, proxy: false, maxContentLength });
     service.XHRApi = xhr;
     this.#service = { service, xhr };
     this.#ctx.logger.debug({ url: s.url, version: s.exchangeVersion }, 'EWS service ready');
     return this.#service;
   }
+}
+
+/** TextBody, MaximumBodySize and SuppressReadReceipts came with Exchange 2013 (the library refuses them before). */
+function atLeastExchange2013(version: string): boolean {
+  return !/^Exchange20(07|10)/.test(version);
 }
 
 /** The EWS response code of a ServiceResponseException (a number in the library), by name. */

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request, type Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 
@@ -7,9 +7,34 @@ export interface GraphAnswer {
   status: number;
   headers: IncomingHttpHeaders;
   body: unknown;
+  /** The body was larger than the request's maxBytes: it was not read (body is undefined). */
+  tooLarge?: boolean;
 }
 
-const MAX_BODY = 1_048_576;
+/** An answer whose body is handed over unread (a 2xx of a streaming request). */
+export interface GraphStreamAnswer extends GraphAnswer {
+  stream?: IncomingMessage;
+}
+
+export interface GraphRequest {
+  method: 'GET' | 'PATCH';
+  url: URL;
+  /** The address the outbound policy approved; the certificate is still checked against the URL's host. */
+  address: string;
+  token: string;
+  /** Until the whole JSON answer is read; for a stream, until its headers arrived. */
+  timeoutMs: number;
+  requestId: string;
+  /** Prefer header values, sent as one header line each (as Graph's documentation shows them). */
+  prefer: readonly string[];
+  /** A JSON body (PATCH). */
+  body?: unknown;
+  /** Most bytes of a JSON answer read; a larger one resolves with tooLarge. */
+  maxBytes: number;
+}
+
+/** Error bodies of streaming requests are read up to this (Graph's error objects are small). */
+const MAX_ERROR_BODY = 65_536;
 
 /** A lookup that answers with the address the outbound policy approved, so a second DNS answer cannot swap it. */
 function pinned(address: string): LookupFunction {
@@ -20,59 +45,91 @@ function pinned(address: string): LookupFunction {
   };
 }
 
+function parseJson(chunks: Buffer[]): unknown {
+  try {
+    // a gateway in front of Graph may answer 502/503 with HTML: the status still says what happened
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function failure(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 /**
- * GET one Graph URL with a bearer token over `agent` (our trust, TLS 1.2+), connecting to `address`
- * while the certificate is still verified against the URL's host name. Rejects with Node's error
- * (code ECONNREFUSED, ETIMEDOUT, a TLS code...) when no answer came within `timeoutMs`.
+ * Sends one request over `agent` (our trust, TLS 1.2+) and, for a JSON request, reads the whole answer
+ * within `timeoutMs` (a deadline for the whole exchange, not only for an idle socket: a trickling answer
+ * cannot hold the session). With `stream`, a 2xx answer resolves as soon as its headers arrived, with the
+ * body unread; the caller owns it from then on. Rejects with Node's error (code ECONNREFUSED, ETIMEDOUT,
+ * ECONNRESET for an answer cut short, a TLS code...) when no complete answer came.
  */
-export function graphGet(agent: Agent, url: URL, address: string, token: string, timeoutMs: number, requestId: string): Promise<GraphAnswer> {
+function exchange(agent: Agent, req: GraphRequest, stream: boolean): Promise<GraphStreamAnswer> {
   return new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    const req = request(
-      url,
+    let settled = false;
+    const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body), 'utf8');
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const outgoing = request(
+      req.url,
       {
-        method: 'GET',
+        method: req.method,
         agent,
-        lookup: pinned(address),
+        lookup: pinned(req.address),
         headers: {
-          authorization: `Bearer ${token}`,
+          authorization: `Bearer ${req.token}`,
           accept: 'application/json',
           'user-agent': 'mail-session-broker',
           // Graph echoes it in its answers and logs: lets an administrator find our request in Microsoft's traces
-          'client-request-id': requestId,
+          'client-request-id': req.requestId,
+          prefer: [...req.prefer],
+          ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
         },
       },
       (res) => {
+        const status = res.statusCode ?? 0;
+        if (stream && status >= 200 && status < 300) {
+          settle(() => resolve({ status, headers: res.headers, body: undefined, stream: res }));
+          return;
+        }
+        const limit = stream ? MAX_ERROR_BODY : req.maxBytes;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_BODY) req.destroy(Object.assign(new Error('Graph answer too large'), { code: 'EMSGSIZE' }));
-          else chunks.push(chunk);
-        });
-        res.on('error', fail);
-        res.on('end', () => {
-          clearTimeout(timer);
-          let body: unknown;
-          try {
-            // a gateway in front of Graph may answer 502/503 with HTML: the status still says what happened
-            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            body = undefined;
+          if (size <= limit) {
+            chunks.push(chunk);
+            return;
           }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          // answered, not failed: the caller decides what a body too large means (a truncated message, a problem)
+          settle(() => resolve({ status, headers: res.headers, body: undefined, tooLarge: true }));
+          outgoing.destroy();
         });
+        res.on('end', () => settle(() => resolve({ status, headers: res.headers, body: parseJson(chunks) })));
+        // the connection closed before the answer was complete (truncated JSON is not a valid answer)
+        res.on('close', () => settle(() => reject(failure('ECONNRESET', 'the answer was cut short'))));
+        res.on('error', (err) => settle(() => reject(err)));
       },
     );
-    function fail(err: Error): void {
-      clearTimeout(timer);
-      reject(err);
-    }
-    // a deadline for the whole exchange, not only for an idle socket: a trickling answer cannot hold the session
-    timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
-    req.on('error', fail);
-    req.end();
+    const timer = setTimeout(() => outgoing.destroy(failure('ETIMEDOUT', `no answer within ${req.timeoutMs} ms`)), req.timeoutMs);
+    outgoing.on('error', (err) => settle(() => reject(err)));
+    outgoing.end(payload);
   });
+}
+
+/** One Graph request whose JSON answer is read whole (at most `maxBytes`). */
+export function graphCall(agent: Agent, req: GraphRequest): Promise<GraphAnswer> {
+  return exchange(agent, req, false);
+}
+
+/** One Graph request whose 2xx body is streamed (`/$value`); other answers are read as JSON errors. */
+export function graphOpen(agent: Agent, req: GraphRequest): Promise<GraphStreamAnswer> {
+  return exchange(agent, req, true);
 }
 
 /** Retry-After as milliseconds: delay-seconds or an HTTP date (RFC 9110); undefined when absent or unreadable. */

@@ -1,6 +1,8 @@
 import { ImapFlow } from 'imapflow';
 import type { Secret } from '../../domain/secret.js';
-import { isAppError } from '../../errors.js';
+import { AppError, isAppError } from '../../errors.js';
+import { scrubbingLogger } from '../../logger.js';
+import { passwordForms } from '../../security/redact.js';
 import type { MailServerSettings } from '../mail-server-settings.js';
 import { toImapError } from './errors.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
@@ -75,7 +77,8 @@ export class ImapConnector implements Connector {
       doSTARTTLS: s.secure ? undefined : STARTTLS_POLICY[s.tls.starttls],
       tls,
       auth: this.#token ? { user: s.username, accessToken: this.#token.reveal() } : { user: s.username, pass: s.password?.reveal() ?? '' },
-      logger: this.#ctx.logger,
+      // imapflow logs what the server says (a refused LOGIN's text at error level), which may echo the password
+      logger: scrubbingLogger(this.#ctx.logger, () => this.#secrets()),
       connectionTimeout: s.timeouts.connectMs,
       greetingTimeout: s.timeouts.connectMs,
       // nothing stays selected, so imapflow never IDLEs; the session's keepalive does the talking
@@ -99,6 +102,12 @@ export class ImapConnector implements Connector {
       await withDeadline(client.connect(), s.timeouts.connectMs, `IMAP ${s.host}:${s.port} connect`, () => client.close());
     } catch (err) {
       client.close();
+      if (this.#loginDisabled(client, err)) {
+        throw new AppError(
+          'MAIL_TLS_REQUIRED',
+          `IMAP ${s.host}:${s.port}: the server accepts a login only over TLS (it advertises LOGINDISABLED), so the password was not sent; use secure: true (port 993) or tls.starttls "required"`,
+        );
+      }
       throw toImapError(err, this.#errorContext());
     }
     this.#client = client;
@@ -137,8 +146,27 @@ export class ImapConnector implements Connector {
     return this.#client;
   }
 
+  /**
+   * imapflow refuses to send LOGIN itself when the server advertises LOGINDISABLED and offers no SASL
+   * mechanism it could use instead: a refusal that happened here, with the credentials still in the process.
+   */
+  #loginDisabled(client: ImapFlow, err: unknown): boolean {
+    const caps = client.capabilities;
+    return (
+      typeof err === 'object' && err !== null && (err as { authenticationFailed?: unknown }).authenticationFailed === true &&
+      !this.#token && !client.authenticated && caps.has('LOGINDISABLED') && !caps.has('AUTH=PLAIN') && !caps.has('AUTH=LOGIN')
+    );
+  }
+
+  /** What must never appear in an error detail or a log line: the password (and its SASL forms), the token. */
+  #secrets(): string[] {
+    const s = this.#settings;
+    const password = s.password?.reveal();
+    return [...(password ? passwordForms(s.username, password) : []), ...(this.#token ? [this.#token.reveal()] : [])];
+  }
+
   #errorContext() {
     const s = this.#settings;
-    return { host: s.host, port: s.port, secrets: [s.password?.reveal(), this.#token?.reveal()].filter((v): v is string => v !== undefined) };
+    return { host: s.host, port: s.port, secrets: this.#secrets() };
   }
 }

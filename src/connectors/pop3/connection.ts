@@ -3,6 +3,9 @@ import type { MailServerSettings } from '../mail-server-settings.js';
 import type { Secret } from '../../domain/secret.js';
 import { AppError, isAppError } from '../../errors.js';
 import { toPop3Error } from './errors.js';
+import { loginDelaySeconds, readCapabilities } from './capa.js';
+import { scrubbingLogger } from '../../logger.js';
+import { passwordForms } from '../../security/redact.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import { withDeadline } from '../deadline.js';
@@ -20,6 +23,11 @@ import { Pop3Reader } from './messages.js';
  * out the user's other clients for hours. The session holds the validated settings instead; each use
  * logs in afresh, so it always sees the current maildrop. With OAuth2 each login is AUTH XOAUTH2 with a
  * token from `tokens` (cached until close to expiry, so that costs no extra request).
+ *
+ * A server may ask for a minimum time between logins (CAPA `LOGIN-DELAY n`, RFC 2449; Cyrus enforces
+ * it, refusing the next login with [LOGIN-DELAY]). It is read after the first login and respected: until
+ * it has passed, the summary is the last one read (with its checkedAt), and an operation that needs a
+ * login answers MAIL_TEMPORARILY_UNAVAILABLE with the time left, instead of earning a refusal.
  */
 export class Pop3Connector implements Connector {
   readonly persistent = false;
@@ -28,6 +36,12 @@ export class Pop3Connector implements Connector {
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: AccessTokens | undefined;
+  /** The server's LOGIN-DELAY in ms; undefined until a CAPA was read. */
+  #loginDelayMs: number | undefined;
+  /** When the last login succeeded (Date.now()). */
+  #lastLoginAt = 0;
+  /** The last summary read, which stands while the LOGIN-DELAY runs. */
+  #last: MailboxSummary | undefined;
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
@@ -42,12 +56,21 @@ export class Pop3Connector implements Connector {
   }
 
   async summary(): Promise<MailboxSummary> {
+    // within the server's LOGIN-DELAY the last answer stands: another login now would only be refused
+    if (this.#last && this.#loginWaitMs() > 0) return this.#last;
     const info = await this.#use((link) => link.stat());
     const [messages, size] = info.trim().split(/\s+/).map(Number);
-    if (!Number.isInteger(messages) || !Number.isInteger(size)) {
+    if (!Number.isInteger(messages) || !Number.isInteger(size) || messages! < 0 || size! < 0) {
       throw new AppError('MAIL_PROTOCOL_ERROR', `POP3 ${this.#settings.host}:${this.#settings.port}: unexpected STAT answer`);
     }
-    return { name: 'INBOX', messages: messages!, size: size!, checkedAt: new Date().toISOString() };
+    this.#last = { name: 'INBOX', messages: messages!, size: size!, checkedAt: new Date().toISOString() };
+    return this.#last;
+  }
+
+  /** How long until the server's LOGIN-DELAY allows the next login; 0 when it does now. */
+  #loginWaitMs(): number {
+    const delay = this.#loginDelayMs ?? 0;
+    return delay > 0 ? Math.max(0, this.#lastLoginAt + delay - Date.now()) : 0;
   }
 
   async close(): Promise<void> {
@@ -86,8 +109,18 @@ export class Pop3Connector implements Connector {
       // validated at create time too; kept here so no path can send a password in the clear by accident
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');
     }
-    const secrets = s.password ? [s.password.reveal()] : [];
-    const errorContext = { host: s.host, port: s.port, secrets };
+    const wait = this.#loginWaitMs();
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      throw new AppError(
+        'MAIL_TEMPORARILY_UNAVAILABLE',
+        `POP3 ${s.host}:${s.port}: the server allows one login every ${Math.round(this.#loginDelayMs! / 1000)} s (LOGIN-DELAY); the next is possible in ${seconds} s`,
+        { retryAfterSeconds: seconds },
+      );
+    }
+    const password = s.password?.reveal();
+    const secrets = password ? passwordForms(s.username, password) : [];
+    const errorContext = { host: s.host, port: s.port, secrets, loginDelaySeconds: this.#loginDelayMs !== undefined ? this.#loginDelayMs / 1000 : undefined };
     let address: string;
     try {
       address = await this.#ctx.outbound.check(s.host, s.port);
@@ -108,14 +141,23 @@ export class Pop3Connector implements Connector {
       // servername is set explicitly (undefined for an IP), else node-pop3 sends the IP as SNI, which Node deprecates
       tlsOptions: { servername: undefined, ...tlsOptions(s.host, s.tls) } as import('node:tls').TlsOptions,
     });
-    // -ERR replies and socket errors are emitted as 'error'; without a listener they would crash the process
+    // -ERR replies and socket errors are emitted as 'error'; without a listener they would crash the process.
+    // node-pop3 logs nothing itself; a 'warn' (a dropped connection, a reply it could not read) is logged
+    // like every library line, without the secrets
+    const log = scrubbingLogger(this.#ctx.logger, () => secrets);
     pop.on('error', () => {});
-    pop.on('warn', () => {});
+    pop.on('warn', (err: unknown) => log.debug({ err }, 'pop3 warning'));
     const destroy = () => (pop as unknown as { _socket?: { destroy(): void } | null })._socket?.destroy();
     try {
       // node-pop3 logs in lazily on the first command; doing it explicitly gives login its own deadline
       const login: Promise<unknown> = token ? loginXoauth2(pop, s.username, token.reveal(), `POP3 ${s.host}:${s.port}`) : pop._connect();
       await withDeadline(login, s.timeouts.connectMs, `POP3 ${s.host}:${s.port} connect`, destroy);
+      this.#lastLoginAt = Date.now();
+      if (this.#loginDelayMs === undefined) {
+        const capabilities = await withDeadline(readCapabilities(pop), s.timeouts.commandMs, `POP3 ${s.host}:${s.port} CAPA`, destroy);
+        this.#loginDelayMs = loginDelaySeconds(capabilities) * 1000;
+        if (this.#loginDelayMs > 0) this.#ctx.logger.info({ loginDelaySeconds: this.#loginDelayMs / 1000 }, 'the POP3 server asks for a minimum time between logins');
+      }
     } catch (err) {
       destroy();
       throw toPop3Error(err, errorContext);

@@ -4,29 +4,30 @@ import { dirname } from 'node:path';
 
 /**
  * AES-256-GCM sealing of a whole file: MAGIC | 12-byte IV | 16-byte tag | ciphertext. The magic is also
- * the additional authenticated data, so a file of another format or version never decrypts by accident.
+ * the additional authenticated data, so a file of another format or version (the token cache, the session
+ * store) never decrypts by accident as the other.
  */
-const MAGIC = Buffer.from('MSB-TOKENS-1\n');
+const TOKENS = Buffer.from('MSB-TOKENS-1\n');
 
-export function seal(key: Buffer, plaintext: Buffer): Buffer {
+export function seal(key: Buffer, plaintext: Buffer, magic: Buffer = TOKENS): Buffer {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(MAGIC);
+  cipher.setAAD(magic);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([MAGIC, iv, cipher.getAuthTag(), body]);
+  return Buffer.concat([magic, iv, cipher.getAuthTag(), body]);
 }
 
 /** Decrypts what seal() wrote; throws when the key is wrong or the file was altered. */
-export function unseal(key: Buffer, sealed: Buffer): Buffer {
-  if (sealed.length < MAGIC.length + 28 || !sealed.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new Error('not a sealed token cache file');
+export function unseal(key: Buffer, sealed: Buffer, magic: Buffer = TOKENS): Buffer {
+  if (sealed.length < magic.length + 28 || !sealed.subarray(0, magic.length).equals(magic)) {
+    throw new Error(`not a sealed ${magic.toString('latin1').trim()} file`);
   }
-  const iv = sealed.subarray(MAGIC.length, MAGIC.length + 12);
-  const tag = sealed.subarray(MAGIC.length + 12, MAGIC.length + 28);
+  const iv = sealed.subarray(magic.length, magic.length + 12);
+  const tag = sealed.subarray(magic.length + 12, magic.length + 28);
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAAD(MAGIC);
+  decipher.setAAD(magic);
   decipher.setAuthTag(tag);
-  return Buffer.concat([decipher.update(sealed.subarray(MAGIC.length + 28)), decipher.final()]);
+  return Buffer.concat([decipher.update(sealed.subarray(magic.length + 28)), decipher.final()]);
 }
 
 /** The file's bytes, or undefined when it does not exist yet. */
