@@ -1,7 +1,21 @@
-import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { MailParser, type AttachmentStream, type MessageText } from 'mailparser';
 import { HEADER_MAX_BYTES, MAX_PARTS } from './limits.js';
+
+/** Waits until `stream` takes writes again, or is gone; leaves no listener behind. */
+function drained(stream: MailParser): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+    stream.once('error', done);
+  });
+}
 
 /** One attachment's decoded bytes, streamed while the rest of the message is still being read. */
 export interface ExtractedAttachment {
@@ -79,7 +93,7 @@ export function extractAttachment(input: Readable, partId: string, maxBytesBefor
               return;
             }
           }
-          if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), once(parser, 'close')]).catch(() => undefined);
+          if (!parser.write(chunk)) await drained(parser);
         }
         if (!parser.destroyed) parser.end();
       } catch (err) {

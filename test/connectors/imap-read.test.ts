@@ -1,22 +1,28 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MessageStructureObject } from 'imapflow';
-import { decodeCursor, decodeMessageId, encodeCursor, encodeMessageId, pathHash } from '../../src/connectors/imap/ids.js';
+import { decodeCursor, decodeMessageId, encodeCursor, encodeMessageId, messageCheck, pathHash } from '../../src/connectors/imap/ids.js';
 import { dateWindows, searchQuery } from '../../src/connectors/imap/search.js';
 import { readStructure } from '../../src/connectors/imap/structure.js';
 import type { MessageFilter } from '../../src/domain/mail.js';
 
 const filter = (f: Partial<MessageFilter> = {}): MessageFilter => ({ status: 'all', subject: [], from: [], ...f });
 
-test('message ids: folder + UIDVALIDITY + UID, URL-safe, at most 1024 characters, a long path hashed', () => {
-  const id = encodeMessageId('Archiv.Rechnungen/2026 März', 1796143763n, 42);
+test('message ids: folder + UIDVALIDITY + UID + a check of the message, URL-safe, at most 1024 characters, a long path hashed', () => {
+  const check = messageCheck({ messageId: '<a@b>', internalDate: new Date('2026-11-03T10:00:00Z'), size: 1234 });
+  assert.match(check, /^[A-Za-z0-9_-]{8}$/);
+  assert.equal(check, messageCheck({ messageId: '<a@b>', internalDate: new Date('2026-11-03T10:00:00Z'), size: 1234 }));
+  assert.notEqual(check, messageCheck({ messageId: '<a@b>', internalDate: new Date('2026-11-03T10:00:00Z'), size: 1235 }));
+  assert.notEqual(check, messageCheck({ messageId: '<c@d>', internalDate: new Date('2026-11-03T10:00:00Z'), size: 1234 }));
+  const id = encodeMessageId('Archiv.Rechnungen/2026 März', 1796143763n, 42, check);
   assert.match(id, /^[A-Za-z0-9_-]+$/);
-  assert.deepEqual(decodeMessageId(id), { uidValidity: 1796143763n, uid: 42, path: 'Archiv.Rechnungen/2026 März' });
+  assert.deepEqual(decodeMessageId(id), { uidValidity: 1796143763n, uid: 42, check, path: 'Archiv.Rechnungen/2026 März' });
   const long = 'Ä'.repeat(600);
-  const longId = encodeMessageId(long, 7n, 1);
+  const longId = encodeMessageId(long, 7n, 1, check);
   assert.ok(longId.length <= 1024);
-  assert.deepEqual(decodeMessageId(longId), { uidValidity: 7n, uid: 1, pathHash: pathHash(long) });
-  for (const bad of ['', 'not/base64', Buffer.from('1:x:1:INBOX').toString('base64url'), Buffer.from('1:1:0:INBOX').toString('base64url'), Buffer.from('1:1:99999999999:INBOX').toString('base64url'), Buffer.from('3:1:1:INBOX').toString('base64url')]) {
+  assert.deepEqual(decodeMessageId(longId), { uidValidity: 7n, uid: 1, check, pathHash: pathHash(long) });
+  const b = (text: string) => Buffer.from(text).toString('base64url');
+  for (const bad of ['', 'not/base64', b('1:x:1:abcdefgh:INBOX'), b('1:1:0:abcdefgh:INBOX'), b('1:1:99999999999:abcdefgh:INBOX'), b('3:1:1:abcdefgh:INBOX'), b('1:1:1:INBOX'), b('1:1:1:abc:INBOX')]) {
     assert.equal(decodeMessageId(bad), undefined, bad);
   }
 });
@@ -26,7 +32,7 @@ test('cursors round-trip and refuse anything else', () => {
   const text = encodeCursor(c);
   assert.match(text, /^[A-Za-z0-9_.~-]+$/);
   assert.deepEqual(decodeCursor(text), c);
-  assert.equal(decodeCursor(encodeMessageId('INBOX', 5n, 17)), undefined);
+  assert.equal(decodeCursor(encodeMessageId('INBOX', 5n, 17, 'abcdefgh')), undefined);
 });
 
 test('filters become UID SEARCH criteria: alternatives OR, status SEEN, dates widened by a day each side', () => {

@@ -111,11 +111,14 @@ describe('reading mail through GreenMail, through the HTTP API', () => {
     await peer.append(folder, await compose({ subject: 'after', text: 'y' }));
     const [fresh] = (await get(`/messages?folder=${folder}`)).messages as Summary[];
     assert.equal(fresh!.subject, 'after');
-    if (decodeMessageId(old!.id)!.uidValidity === decodeMessageId(fresh!.id)!.uidValidity) {
-      // RFC 9051 2.3.1.1 requires a new UIDVALIDITY here; a server that keeps it must at least not reuse the UID
-      assert.notEqual(decodeMessageId(old!.id)!.uid, decodeMessageId(fresh!.id)!.uid);
+    // GreenMail gives a folder created again within the same second the same UIDVALIDITY (RFC 9051 2.3.1.1 asks
+    // for a new one) and starts its UIDs over: the id's check of the message itself keeps the old id from
+    // naming the new message
+    assert.equal(decodeMessageId(fresh!.id)!.uid, decodeMessageId(old!.id)!.uid);
+    for (const url of [`/messages/${old!.id}`, `/messages/${old!.id}/raw`, `/messages/${old!.id}/attachments/1`]) {
+      assertProblem(await app.inject({ url: `/v1/sessions/g${url}` }), 'MESSAGE_NOT_FOUND');
     }
-    assertProblem(await app.inject({ url: `/v1/sessions/g/messages/${old!.id}` }), 'MESSAGE_NOT_FOUND');
+    assert.equal((await get(`/messages/${fresh!.id}`)).subject, 'after');
   });
 
   test('POP3: list, detail and attachment of mail delivered over SMTP', async (t) => {

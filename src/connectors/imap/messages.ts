@@ -2,12 +2,12 @@ import type { FetchMessageObject, FetchQueryObject, ImapFlow, MailboxObject, Mes
 import type { Download, Folder, ListQuery, MailAddress, MessageDetail, MessagePage, MessageReader, MessageSummary, SpecialUse } from '../../domain/mail.js';
 import { AppError, isAppError } from '../../errors.js';
 import { isoDate } from '../../mime/headers.js';
-import { HEADER_MAX_BYTES, LIST_TEXT_MAX_BYTES } from '../../mime/limits.js';
-import { decodeTextPart, parseMessage } from '../../mime/parse.js';
+import { HEADER_MAX_BYTES } from '../../mime/limits.js';
 import { withDeadline } from '../deadline.js';
-import { decodeCursor, decodeMessageId, encodeCursor, encodeMessageId, pathHash, type MessageRef } from './ids.js';
+import { decodeCursor, decodeMessageId, encodeCursor, encodeMessageId, messageCheck, pathHash, type MessageRef } from './ids.js';
 import { dateWindows, isUnfiltered, matchesNothing, searchQuery } from './search.js';
-import { attachmentInfo, previewPart, readStructure, type MessageStructure, type TextPart } from './structure.js';
+import { contentByParts, contentOfWhole, DOWNLOAD_CHUNK, notFound, previews, type Run } from './content.js';
+import { attachmentInfo, readStructure, type MessageStructure } from './structure.js';
 
 /** What the reader needs of its connector: the live client, the limits, and the error translation. */
 export interface ImapReaderContext {
@@ -32,23 +32,12 @@ const SPECIAL_USE: Readonly<Record<string, SpecialUse>> = {
   '\\Inbox': 'inbox', '\\Sent': 'sent', '\\Drafts': 'drafts', '\\Trash': 'trash', '\\Junk': 'junk', '\\Archive': 'archive', '\\All': 'all', '\\Flagged': 'flagged',
 };
 
-/**
- * Bytes per FETCH of a download (imapflow's default is 64 KiB). Each chunk is one round trip, so larger ones stream
- * faster (256 KiB about 1.5-2 times here), but every chunk leaves its literal, its base64 text and its decoded bytes
- * to the garbage collector: streaming 100 MB, the service's RSS peaked about 40 MB above rest with 256 KiB (16 MB
- * with 64 KiB, 50-90 MB with 1 MiB), while what stays live is about 1 MB (bench/mail-read.ts). FETCH BINARY, which
- * spares the base64 decoding, was slower still: Dovecot decodes the part from its start for every partial fetch.
- */
-const DOWNLOAD_CHUNK = 256 * 1024;
-/**
- * Text parts up to this size are fetched together in one FETCH; a larger one streams into the parser in chunks of
- * this size (its decoded text is held anyway, so larger chunks cost little memory and save round trips).
- */
-const TEXT_CHUNK = 1024 * 1024;
-
 const SUMMARY_QUERY: FetchQueryObject = { uid: true, flags: true, envelope: true, internalDate: true, size: true, bodyStructure: true };
 
-const notFound = () => new AppError('MESSAGE_NOT_FOUND', 'no message with this id in this session (it was moved or deleted, or its folder was re-created)');
+/** What a read fetches to check that an id's UID still names its message (ids.ts). */
+const MARKS_QUERY: FetchQueryObject = { uid: true, envelope: true, internalDate: true, size: true };
+
+const marks = (row: FetchMessageObject) => ({ messageId: row.envelope?.messageId, internalDate: row.internalDate, size: row.size });
 
 function address(a: MessageAddressObject | undefined): MailAddress | null {
   return a ? { name: a.name || null, address: a.address || null } : null;
@@ -128,7 +117,7 @@ export class ImapReader implements MessageReader {
       }
       const byUid = new Map(rows.map((r) => [r.uid, r]));
       const structures = new Map(rows.map((r) => [r.uid, readStructure(r.bodyStructure)]));
-      const texts = q.includeText ? await this.#previews(client, structures) : undefined;
+      const texts = q.includeText ? await previews(this.#run, client, structures) : undefined;
       const messages = page.flatMap((uid) => {
         const row = byUid.get(uid);
         if (!row) return []; // expunged since the search
@@ -153,8 +142,11 @@ export class ImapReader implements MessageReader {
       const row = await this.#cmd('FETCH', () =>
         client.fetchOne(String(ref.uid), { ...SUMMARY_QUERY, bodyParts: [{ key: 'header', start: 0, maxLength: headerMax }] }, { uid: true }),
       );
-      if (!row) throw notFound();
-      const content = row.bodyStructure ? await this.#byParts(client, row, headerMax) : await this.#whole(client, row);
+      if (!row || messageCheck(marks(row)) !== ref.check) throw notFound();
+      const run = this.#run;
+      const content = row.bodyStructure
+        ? await contentByParts(run, client, row, headerMax, this.#ctx.parseMaxBytes)
+        : await contentOfWhole(run, client, row, this.#ctx.parseMaxBytes);
       let seen = row.flags?.has('\\Seen') ?? false;
       if (options.markAsRead && !seen) {
         await this.#cmd('STORE', () => client.messageFlagsAdd(String(ref.uid), ['\\Seen'], { uid: true }));
@@ -167,50 +159,11 @@ export class ImapReader implements MessageReader {
     }
   }
 
-  /** The detail's content from the header and the body text parts that BODYSTRUCTURE names. */
-  async #byParts(client: ImapFlow, row: FetchMessageObject, headerMax: number) {
-    const structure = readStructure(row.bodyStructure);
-    const headerBytes = row.headers ?? Buffer.alloc(0);
-    // a header block is complete when it ends with its blank line
-    const headerComplete = /\r?\n\r?\n$/.test(headerBytes.subarray(-4).toString('latin1'));
-    const header = headerComplete ? headerBytes : Buffer.concat([headerBytes.subarray(0, headerBytes.lastIndexOf('\n') + 1), Buffer.from('\r\n')]);
-    const parsed = await parseMessage(header, { maxBytes: headerMax + 2 });
-    const body = await this.#bodies(client, row.uid, structure, this.#ctx.parseMaxBytes - headerBytes.length);
-    return {
-      text: body.text,
-      html: body.html,
-      headers: parsed.headers,
-      inReplyTo: row.envelope?.inReplyTo || null,
-      references: parsed.references,
-      truncated: !headerComplete || body.truncated || structure.truncated,
-      attachments: structure.attachments.map(attachmentInfo),
-    };
-  }
-
-  /**
-   * The detail's content when the server's BODYSTRUCTURE could not be read (imapflow refuses one nested past
-   * its depth limit): the first MSB_PARSE_MAX_BYTES of the message, parsed as POP3 parses, whose part ids are
-   * the same section numbers.
-   */
-  async #whole(client: ImapFlow, row: FetchMessageObject) {
-    const max = this.#ctx.parseMaxBytes;
-    const result = await this.#cmd('FETCH', () => client.download(String(row.uid), undefined, { uid: true, maxBytes: max, chunkSize: DOWNLOAD_CHUNK }));
-    if (!('content' in result) || !result.content) throw notFound();
-    const parsed = await parseMessage(result.content, { maxBytes: max });
-    return {
-      text: parsed.text,
-      html: parsed.html,
-      headers: parsed.headers,
-      inReplyTo: row.envelope?.inReplyTo || parsed.inReplyTo,
-      references: parsed.references,
-      truncated: parsed.truncated || (row.size ?? 0) > max,
-      attachments: parsed.attachments.map((a) => ({ id: a.partId, filename: a.filename, contentType: a.contentType, size: a.size, inline: a.inline, contentId: a.contentId })),
-    };
-  }
-
   async raw(id: string): Promise<Download> {
     const { folder, ref } = await this.#openMessage(id, true);
     return this.#download(folder, async (client) => {
+      const row = await this.#cmd('FETCH', () => client.fetchOne(String(ref.uid), MARKS_QUERY, { uid: true }));
+      if (!row || messageCheck(marks(row)) !== ref.check) throw notFound();
       const result = await this.#cmd('FETCH', () => client.download(String(ref.uid), undefined, { uid: true, chunkSize: DOWNLOAD_CHUNK }));
       if (!('content' in result) || !result.content) throw notFound();
       // RFC822.SIZE is the server's count: not sent as Content-Length, so that a server that miscounts cannot break the response
@@ -221,8 +174,8 @@ export class ImapReader implements MessageReader {
   async attachment(id: string, attachmentId: string): Promise<Download> {
     const { folder, ref } = await this.#openMessage(id, true);
     return this.#download(folder, async (client) => {
-      const row = await this.#cmd('FETCH', () => client.fetchOne(String(ref.uid), { uid: true, bodyStructure: true }, { uid: true }));
-      if (!row) throw notFound();
+      const row = await this.#cmd('FETCH', () => client.fetchOne(String(ref.uid), { ...MARKS_QUERY, bodyStructure: true }, { uid: true }));
+      if (!row || messageCheck(marks(row)) !== ref.check) throw notFound();
       // without a readable BODYSTRUCTURE (see #whole) the id is a section number the server can still answer
       const part = row.bodyStructure
         ? readStructure(row.bodyStructure).attachments.find((a) => a.id === attachmentId)
@@ -237,6 +190,9 @@ export class ImapReader implements MessageReader {
       return { contentType: type, filename: part.filename ?? (result.meta.filename || null), size: null, stream: result.content };
     });
   }
+
+  /** #cmd for the content module. */
+  readonly #run: Run = (what, fn) => this.#cmd(what, fn);
 
   /** Runs one imapflow call with the command deadline; a timeout closes the connection (the session reconnects). */
   async #cmd<T>(what: string, fn: (client: ImapFlow) => Promise<T>): Promise<T> {
@@ -358,82 +314,11 @@ export class ImapReader implements MessageReader {
     return drop.size ? uids.filter((u) => !drop.has(u)) : uids;
   }
 
-  /** include=text: the first LIST_TEXT_MAX_BYTES of each message's text part, one FETCH per distinct part number. */
-  async #previews(client: ImapFlow, structures: Map<number, MessageStructure>): Promise<Map<number, string | null>> {
-    const bySection = new Map<string, { uid: number; part: TextPart }[]>();
-    for (const [uid, structure] of structures) {
-      const part = previewPart(structure);
-      if (part) bySection.set(part.section, [...(bySection.get(part.section) ?? []), { uid, part }]);
-    }
-    const out = new Map<number, string | null>();
-    for (const [section, entries] of bySection) {
-      const rows = await this.#cmd('FETCH', () =>
-        client.fetchAll(entries.map((e) => e.uid), { uid: true, bodyParts: [{ key: section, start: 0, maxLength: LIST_TEXT_MAX_BYTES }] }, { uid: true }),
-      );
-      const parts = new Map(entries.map((e) => [e.uid, e.part]));
-      for (const row of rows) {
-        const bytes = row.bodyParts?.get(section.toLowerCase()) ?? row.bodyParts?.get(section);
-        const part = parts.get(row.uid);
-        if (bytes && part) out.set(row.uid, (await decodeTextPart(part, bytes)).text);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * The message's text and HTML: its body text parts fetched by section (BODY.PEEK, never \Seen), decoded, within
-   * `budget` bytes (what MSB_PARSE_MAX_BYTES leaves after the header), given to the parts in order.
-   */
-  async #bodies(client: ImapFlow, uid: number, structure: MessageStructure, budget: number): Promise<{ text: string | null; html: string | null; truncated: boolean }> {
-    const wanted: { part: TextPart; bytes: number }[] = [];
-    let left = Math.max(0, budget);
-    let truncated = false;
-    for (const part of structure.text) {
-      const bytes = Math.min(part.size, left);
-      left -= bytes;
-      if (bytes < part.size) truncated = true;
-      if (bytes > 0) wanted.push({ part, bytes });
-    }
-    if (!wanted.length) return { text: null, html: null, truncated };
-    // small parts in one FETCH; a large one streamed in chunks into the parser, so that imapflow never holds it whole
-    const small = wanted.filter((w) => w.bytes <= TEXT_CHUNK);
-    const row = small.length
-      ? await this.#cmd('FETCH', () => client.fetchOne(String(uid), { uid: true, bodyParts: small.map((w) => ({ key: w.part.section, start: 0, maxLength: w.bytes })) }, { uid: true }))
-      : undefined;
-    if (row === false) throw notFound();
-    const plain: string[] = [];
-    const html: string[] = [];
-    const derived: string[] = [];
-    for (const w of wanted) {
-      const { part } = w;
-      let decoded: { text: string | null; html: string | null };
-      if (w.bytes <= TEXT_CHUNK) {
-        const bytes = row?.bodyParts?.get(part.section.toLowerCase()) ?? row?.bodyParts?.get(part.section);
-        if (!bytes) continue;
-        decoded = await decodeTextPart(part, bytes);
-      } else {
-        // download() removes the transfer encoding itself (decodeText: false leaves charset and format=flowed to the parser)
-        const result = await this.#cmd('FETCH', () => client.download(String(uid), part.section, { uid: true, decodeText: false, maxBytes: w.bytes, chunkSize: TEXT_CHUNK }));
-        if (!('content' in result) || !result.content) continue;
-        decoded = await decodeTextPart({ ...part, encoding: 'binary' }, result.content);
-      }
-      if (part.type === 'text/html') {
-        if (decoded.html !== null) html.push(decoded.html);
-        if (decoded.text !== null) derived.push(decoded.text);
-      } else if (decoded.text !== null) {
-        plain.push(decoded.text);
-      }
-    }
-    // as mailparser joins them (src/mime): plain text parts with "\n", HTML parts with "<br/>"; text from HTML only without plain text
-    const text = plain.length ? plain.join('\n') : derived.length ? derived.join('\n') : null;
-    return { text, html: html.length ? html.join('<br/>\n') : null, truncated };
-  }
-
   #summary(mailbox: MailboxObject, row: FetchMessageObject, structure: MessageStructure): MessageSummary {
     const env = row.envelope;
     const attachments = structure.attachments.map(attachmentInfo);
     return {
-      id: encodeMessageId(mailbox.path, mailbox.uidValidity, row.uid),
+      id: encodeMessageId(mailbox.path, mailbox.uidValidity, row.uid, messageCheck(marks(row))),
       folder: mailbox.path,
       messageId: env?.messageId || null,
       subject: env?.subject ?? null,
