@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -65,18 +65,20 @@ function bareClient(dovecot: DovecotServer, user: keyof typeof USERS): ImapFlow 
 }
 
 /**
- * GET `url` from the service, streamed: bytes, milliseconds, the service's peak RSS over the exchange. With
+ * GET `url` from the service, streamed: bytes, milliseconds and, with `sample`, the service's peak RSS over the
+ * exchange (read from /proc every 5 ms, which costs this client time: latencies are measured without). With
  * `midway`, called once half of `expected` bytes have arrived, while the stream is paused.
  */
 function stream(
   svc: Service,
   url: string,
-  midway?: { expected: number; call: () => Promise<void> },
+  opts: { sample?: boolean; midway?: { expected: number; call: () => Promise<void> } } = {},
 ): Promise<{ status: number; bytes: number; ms: number; peakRss: number; body: Buffer | undefined }> {
+  const { midway } = opts;
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    let peakRss = sampleProc(svc.child.pid).rss;
-    const timer = setInterval(() => (peakRss = Math.max(peakRss, sampleProc(svc.child.pid).rss)), 5);
+    let peakRss = opts.sample ? sampleProc(svc.child.pid).rss : 0;
+    const timer = opts.sample ? setInterval(() => (peakRss = Math.max(peakRss, sampleProc(svc.child.pid).rss)), 5) : undefined;
     const keep: Buffer[] = [];
     const req = http.get({ host: '127.0.0.1', port: svc.port, path: url, headers: { authorization: `Bearer ${KEY}` } }, (res) => {
       let bytes = 0;
@@ -203,13 +205,13 @@ async function measureDownload(svc: Service, dovecot: DovecotServer, o: MailRead
     // the memory that stays live while a download streams: a full GC in the service halfway through (not timed)
     const rest = await svc.memory();
     let mid = rest;
-    const probe = await stream(svc, `/v1/sessions/file/messages/${id}/attachments/2`, { expected: file.length, call: async () => void (mid = await svc.memory()) });
+    const probe = await stream(svc, `/v1/sessions/file/messages/${id}/attachments/2`, { midway: { expected: file.length, call: async () => void (mid = await svc.memory()) } });
     if (probe.bytes !== file.length) throw new Error(`attachment download: ${probe.bytes} of ${file.length} bytes`);
     const liveGrowth = (mid.heapUsed + mid.external - rest.heapUsed - rest.external) / MiB;
     const rssAfterGc = (mid.rss - rest.rss) / MiB;
     for (let i = 0; i < runs; i++) {
       const before = (await svc.memory()).rss;
-      const b = await stream(svc, `/v1/sessions/file/messages/${id}/attachments/2`);
+      const b = await stream(svc, `/v1/sessions/file/messages/${id}/attachments/2`, { sample: true });
       if (b.status !== 200 || b.bytes !== file.length) throw new Error(`attachment download: status ${b.status}, ${b.bytes} of ${file.length} bytes`);
       broker.push(bytes / MiB / (b.ms / 1000));
       growth = Math.max(growth, (b.peakRss - before) / MiB);
@@ -243,7 +245,7 @@ async function measureParsed(svc: Service, dovecot: DovecotServer, o: MailReadOp
   const popId = (pop.messages as { id: string }[])[0]!.id;
   const once = async (url: string) => {
     const before = (await svc.memory()).rss;
-    const res = await stream(svc, url);
+    const res = await stream(svc, url, { sample: true });
     if (res.status !== 200 || !res.body) throw new Error(`GET ${url}: ${res.status}`);
     const detail = JSON.parse(res.body.toString('utf8')) as { text: string; truncated: boolean };
     return { ms: res.ms, growth: (res.peakRss - before) / MiB, text: detail.text.length, truncated: detail.truncated };
@@ -327,8 +329,14 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   (async () => {
     if (!process.argv.includes('--skip-build')) execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
     const result = await measureMailRead({ quick, tmp, log });
-    console.log(`\n${markdownTable(mailReadRows(result))}`);
-    console.log(JSON.stringify(result, null, 2));
+    const md = markdownTable(mailReadRows(result));
+    console.log(`\n${md}`);
+    // bench/results/mail-read(-quick).{json,md}: this module's figures of a run of its own
+    const base = path.join(ROOT, 'bench', 'results', quick ? 'mail-read-quick' : 'mail-read');
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), loadavgAfter: load, result }, null, 2)}\n`);
+    writeFileSync(`${base}.md`, `# mail-session-broker read benchmark (bench/mail-read.ts${quick ? ' --quick' : ''})\n\nMeasured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}, loopback; load average after the run ${load}. Ratio = broker / baseline.\n\n${md}`);
+    console.log(`[bench mail-read] wrote ${path.relative(ROOT, base)}.{json,md}`);
     rmSync(tmp, { recursive: true, force: true });
     process.exit(0);
   })().catch((err: unknown) => {
