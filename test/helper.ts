@@ -46,5 +46,8 @@ export async function build(
   };
   const app = await buildApp(config, { logger: createLogger(config, stream), secretEnv });
   t.after(() => app.close());
+  // ready before the test starts its clock: on a loaded machine compiling the schemas takes seconds, and the
+  // first injects would otherwise wait for it inside a test's own polling deadline
+  await app.ready();
   return { app, logs };
 }

@@ -48,4 +48,9 @@ export interface Connector extends MailCapabilities {
   summary(): Promise<MailboxSummary>;
   /** Logs out cleanly (LOGOUT / QUIT). Never rejects; bounded in time. */
   close(): Promise<void>;
+  /**
+   * Ends a connect in flight at once (its promise then rejects), for a session closed while connecting: without
+   * it the close would wait for the connect timeout. Connectors whose connect is only bounded HTTP requests omit it.
+   */
+  abort?(): void;
 }

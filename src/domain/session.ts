@@ -351,7 +351,11 @@ export class Session {
   /** Logs out and marks the session closed; safe to call in any state, more than once. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
+    const connecting = this.#state === 'connecting' || this.#state === 'reconnecting';
     this.#enter('closed');
+    // a connect in flight holds the queue until its timeout; end it now, so that the close and the create waiting
+    // for it both answer at once
+    if (connecting) this.#connector.abort?.();
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryTimer);
     this.#connector.watcher?.stop();
@@ -426,10 +430,11 @@ export class Session {
       // a connector that reads the summary while proving the connection hands it back (POP3: one login, not two)
       this.#mailbox = (await this.#connector.connect()) ?? (await this.#connector.summary());
     } catch (err) {
+      if (this.#state === 'closed') throw new AppError('SESSION_NOT_FOUND', `session "${this.name}" was closed while connecting`);
       if (this.#awaitAuthorization(err)) return;
       if (!reconnect) {
         this.#lastError = toSessionError(err);
-        if (this.#state !== 'closed') this.#enter('failed');
+        this.#enter('failed');
         this.#options.observer.failed(this.type, this.#lastError.code);
       }
       throw err;

@@ -27,6 +27,8 @@ export class ImapConnector implements Connector {
   /** Reading mail over the same connection (messages.ts). */
   readonly reader: MessageReader;
   #client: ImapFlow | undefined;
+  /** The client of a connect in flight, so that abort() can end it. */
+  #connecting: ImapFlow | undefined;
   #token: Secret | undefined;
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
@@ -98,6 +100,7 @@ export class ImapConnector implements Connector {
         this.#ctx.onDrop(toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
       }
     });
+    this.#connecting = client;
     try {
       await withDeadline(client.connect(), s.timeouts.connectMs, `IMAP ${s.host}:${s.port} connect`, () => client.close());
     } catch (err) {
@@ -109,8 +112,14 @@ export class ImapConnector implements Connector {
         );
       }
       throw toImapError(err, this.#errorContext());
+    } finally {
+      if (this.#connecting === client) this.#connecting = undefined;
     }
     this.#client = client;
+  }
+
+  abort(): void {
+    this.#connecting?.close();
   }
 
   async summary(): Promise<MailboxSummary> {

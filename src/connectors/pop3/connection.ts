@@ -78,6 +78,13 @@ export class Pop3Connector implements Connector {
     this.#tokens?.close();
   }
 
+  /** Logins in flight, so that abort() can end them. */
+  readonly #logins = new Set<() => void>();
+
+  abort(): void {
+    for (const destroy of this.#logins) destroy();
+  }
+
   /** One use: login, `fn`, QUIT (or, when `fn` left the connection mid-answer, closing it). */
   async #use<T>(fn: (link: Pop3Link) => Promise<T>): Promise<T> {
     const link = await this.#open();
@@ -148,6 +155,7 @@ export class Pop3Connector implements Connector {
     pop.on('error', () => {});
     pop.on('warn', (err: unknown) => log.debug({ err }, 'pop3 warning'));
     const destroy = () => (pop as unknown as { _socket?: { destroy(): void } | null })._socket?.destroy();
+    this.#logins.add(destroy);
     try {
       // node-pop3 logs in lazily on the first command; doing it explicitly gives login its own deadline
       const login: Promise<unknown> = token ? loginXoauth2(pop, s.username, token.reveal(), `POP3 ${s.host}:${s.port}`) : pop._connect();
@@ -161,6 +169,8 @@ export class Pop3Connector implements Connector {
     } catch (err) {
       destroy();
       throw toPop3Error(err, errorContext);
+    } finally {
+      this.#logins.delete(destroy);
     }
     return new Pop3Link(pop, `POP3 ${s.host}:${s.port}`, s.timeouts.commandMs, (err) => toPop3Error(err, errorContext));
   }
