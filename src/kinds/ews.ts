@@ -18,7 +18,7 @@ import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveOAuthApp } from './ews-oauth.js';
 
-/** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
+/** Automation Anywhere's Connect action, "EWS (Exchange Web Services)" connection: through ews-javascript-api. */
 
 
 const HOST = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$';

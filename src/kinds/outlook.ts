@@ -12,8 +12,8 @@ import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
 /**
- * The seed's "Outlook" connection: the mailbox behind Outlook, reached through Microsoft Graph (the
- * seed drives the desktop client, which a container cannot). With the app registration configured on
+ * Automation Anywhere's Connect action, "Outlook" connection: the mailbox behind Outlook, reached through
+ * Microsoft Graph (that action drives the desktop client, which a container cannot). With the app registration configured on
  * the server (MSB_GRAPH_*), a bot gives only a name, and where needed a mailbox or a username.
  */
 

@@ -46,7 +46,7 @@ export const SecretRefSchema = shared(
   ),
 );
 
-/** A credential field: a string, or a reference to a secret held by the server (the seed's "Credential Vault or String"). */
+/** A credential field: a string, or a reference to a secret held by the server (Automation Anywhere's "Credential Vault or String"). */
 export function CredentialString(description: string, options: { writeOnly?: boolean; maxLength?: number } = {}) {
   return Type.Union([WireString({ minLength: 1, maxLength: options.maxLength ?? 4096 }), ref(SecretRefSchema)], {
     description: `${description} A string, or {"secret": "name"}.`,
