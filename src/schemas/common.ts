@@ -9,7 +9,7 @@ export const SessionName = Type.String({
 });
 
 /** Patterns shared by the Microsoft kinds (EWS, Outlook, IMAP/POP3 OAuth2): one definition each. */
-export const HOST_PORT_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
+export { HOST_PORT_PATTERN } from '../net/host-port.js';
 export const CLIENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$';
 

@@ -17,7 +17,7 @@ export const USERS = {
 export const APPS = {
   /** A public client (no secret): authorization code + PKCE and ROPC. */
   public: { id: '11111111-aaaa-4bbb-8ccc-000000000001' },
-  /** The server's own confidential app registration (MSB_EWS_CLIENT_ID / MSB_EWS_CLIENT_SECRET). */
+  /** The server's own confidential app registration (MSB_MICROSOFT_CLIENT_ID / MSB_MICROSOFT_CLIENT_SECRET). */
   server: { id: '22222222-aaaa-4bbb-8ccc-000000000002', secret: 'Server-Secret-f0a3c9e2' },
   /** A bot's own confidential app registration, with its own secret. */
   bot: { id: '33333333-aaaa-4bbb-8ccc-000000000003', secret: 'Bot-Secret-8d1b6a47' },
@@ -56,8 +56,8 @@ export async function startEwsWorld(): Promise<EwsWorld> {
     env: {
       MSB_EXTRA_CA_FILE: certs.caFile,
       MSB_OAUTH_AUTHORITY_HOST: idp.host,
-      MSB_EWS_TENANT_ID: idp.tenantId,
-      MSB_EWS_CLIENT_ID: APPS.public.id,
+      MSB_MICROSOFT_TENANT_ID: idp.tenantId,
+      MSB_MICROSOFT_CLIENT_ID: APPS.public.id,
     },
     secrets: () => {
       const raw = [...Object.values(USERS).map((u) => u.password), APPS.server.secret, APPS.bot.secret, ...idp.issued];

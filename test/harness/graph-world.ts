@@ -55,9 +55,9 @@ export async function startGraphWorld(): Promise<GraphWorld> {
       MSB_EXTRA_CA_FILE: certs.caFile,
       MSB_OAUTH_AUTHORITY_HOST: idp.host,
       MSB_GRAPH_HOST: graph.host,
-      MSB_GRAPH_TENANT_ID: idp.tenantId,
-      MSB_GRAPH_CLIENT_ID: APPS.server.id,
-      MSB_GRAPH_CLIENT_SECRET: APPS.server.secret,
+      MSB_MICROSOFT_TENANT_ID: idp.tenantId,
+      MSB_MICROSOFT_CLIENT_ID: APPS.server.id,
+      MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret,
     },
     secrets: () => {
       const raw = [...Object.values(USERS).map((u) => u.password), APPS.server.secret, APPS.bot.secret, ...idp.issued];

@@ -343,7 +343,7 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
       const paths = (problem.errors as { path: string }[]).map((e) => e.path);
       assert.ok(paths.includes(path), `${JSON.stringify(extra)}: ${paths.join(', ')}`);
     }
-    const b = await app(t, { MSB_GRAPH_CLIENT_ID: '', MSB_GRAPH_CLIENT_SECRET: '' });
+    const b = await app(t, { MSB_MICROSOFT_CLIENT_ID: '', MSB_MICROSOFT_CLIENT_SECRET: '' });
     const noClient = assertInvalidBody(await create(b, { name: 'v', type: 'outlook' }));
     assert.ok((noClient.errors as { path: string }[]).some((e) => e.path === '/body/auth/clientId'));
     const noSecret = await create(b, { name: 'v', type: 'outlook', mailbox: USERS.bob.name, auth: { clientId: APPS.public.id } });

@@ -58,10 +58,10 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
     env = {
       MSB_EXTRA_CA_FILE: certs.caFile,
       MSB_OAUTH_AUTHORITY_HOST: idp.host,
-      MSB_GRAPH_TENANT_ID: idp.tenantId,
-      MSB_GRAPH_CLIENT_ID: APPS.server.id,
-      MSB_GRAPH_CLIENT_SECRET: APPS.server.secret,
-      MSB_MAIL_OAUTH_TRUSTED_HOSTS: '127.0.0.1',
+      MSB_MICROSOFT_TENANT_ID: idp.tenantId,
+      MSB_MICROSOFT_CLIENT_ID: APPS.server.id,
+      MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret,
+      MSB_MICROSOFT_TRUSTED_HOSTS: '127.0.0.1',
     };
   });
   after(async () => {
@@ -290,10 +290,10 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
       assert.ok(paths.includes(path), `${JSON.stringify(payload)}: ${paths.join(', ')}`);
     }
     // the server's secret goes to trusted mail hosts only
-    const b = await app(t, { MSB_MAIL_OAUTH_TRUSTED_HOSTS: 'outlook.office365.com' });
+    const b = await app(t, { MSB_MICROSOFT_TRUSTED_HOSTS: 'outlook.office365.com' });
     const before = idp.tokenRequests.length;
     const untrusted = await create(b, mail('imap', 'steal', USERS.shared.name, { flow: 'clientCredentials' }));
-    assert.match(String(assertProblem(untrusted, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_MAIL_OAUTH_TRUSTED_HOSTS/);
+    assert.match(String(assertProblem(untrusted, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_MICROSOFT_TRUSTED_HOSTS/);
     assert.equal(idp.tokenRequests.length, before);
   });
 
