@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build, type TestApp } from '../helper.js';
+import { recorder, type TestApp } from '../helper.js';
 import { assertProblem } from '../problem-assert.js';
 import { APPS, USERS, assertNoSecrets, startEwsWorld, type EwsWorld } from '../harness/ews-world.js';
 import { startFakeIdentity, type FakeIdentity } from '../harness/fake-identity.js';
@@ -20,17 +20,7 @@ describe('EWS sessions through the HTTP API', () => {
     await world?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<TestApp['app']> {
-    const built = await build(t, { ...world.env, ...env }, secretEnv);
-    logSets.push(built.logs);
-    return built.app;
-  }
-
-  async function create(a: TestApp['app'], body: Record<string, unknown>) {
-    const res = await a.inject({ method: 'POST', url: '/v1/sessions', payload: body });
-    bodies.push(res.body);
-    return res;
-  }
+  const { app, create } = recorder(() => world.env, { logSets, bodies });
 
   const basic = (name: string, extra: Record<string, unknown> = {}) => ({
     name, type: 'ews', url: world.ews.url, username: USERS.alice.name, password: USERS.alice.password, auth: { type: 'basic' }, ...extra,
