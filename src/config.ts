@@ -1,9 +1,8 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
+import { HOST_PORT_LIST_PATTERN, HOST_PORT_PATTERN } from './net/host-port.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-/** A DNS name or IPv4 address with an optional port (an authority or EWS host). */
-const HOST_PORT = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
 
 /**
  * The one configuration schema. Every key is the environment variable that sets it, so the README table,
@@ -89,7 +88,7 @@ export const ConfigSchema = Type.Object({
     description: 'Base URL of this service as a browser reaches it. The OAuth2 redirect URI is this plus /v1/oauth2/callback: register exactly that in the app registration.',
   }),
   MSB_OAUTH_AUTHORITY_HOST: Type.String({
-    pattern: HOST_PORT,
+    pattern: HOST_PORT_PATTERN,
     default: 'login.microsoftonline.com',
     description: 'Microsoft identity platform host[:port] (login.microsoftonline.us for US Government, login.chinacloudapi.cn for China). The server only ever sends its client secrets here.',
   }),
@@ -101,16 +100,21 @@ export const ConfigSchema = Type.Object({
     description: 'AES-256-GCM key of MSB_TOKEN_CACHE_FILE: 32 random bytes in base64 (openssl rand -base64 32). Empty: tokens live in memory only.',
   }),
   MSB_EXTRA_CA_FILE: Type.String({ default: '', description: 'PEM file of CA certificates trusted for EWS and the identity provider, in addition to Node\'s roots and NODE_EXTRA_CA_CERTS.' }),
-  MSB_EWS_CLIENT_ID: Type.String({ default: '', description: 'Application (client) ID of the server\'s app registration for EWS, used when a session gives no auth.clientId.' }),
-  MSB_EWS_TENANT_ID: Type.String({ default: '', description: 'Directory (tenant) ID for EWS sessions that give no auth.tenantId (else "organizations").' }),
-  MSB_EWS_CLIENT_SECRET: Type.String({
+  // One Microsoft app registration for every kind that signs in to Microsoft: EWS, outlook (Graph) and
+  // IMAP/POP3 OAuth2 (the MSB_EWS_* and MSB_GRAPH_* names of earlier releases are aliases: DEPRECATED_ALIASES)
+  MSB_MICROSOFT_CLIENT_ID: Type.String({
     default: '',
-    description: 'Client secret of MSB_EWS_CLIENT_ID. Used only with that client ID, MSB_OAUTH_AUTHORITY_HOST and an EWS host of MSB_EWS_TRUSTED_HOSTS.',
+    description: 'Application (client) ID of the server\'s Microsoft app registration, used by EWS, outlook and Microsoft IMAP/POP3 OAuth2 sessions that give no auth.clientId.',
   }),
-  MSB_EWS_TRUSTED_HOSTS: Type.String({
-    pattern: `^(${HOST_PORT.slice(1, -1)})?(,\\s*${HOST_PORT.slice(1, -1)})*$`,
+  MSB_MICROSOFT_TENANT_ID: Type.String({ default: '', description: 'Directory (tenant) ID for Microsoft sessions that give no auth.tenantId (else "organizations").' }),
+  MSB_MICROSOFT_CLIENT_SECRET: Type.String({
+    default: '',
+    description: 'Client secret of MSB_MICROSOFT_CLIENT_ID. Used only with that client ID, MSB_OAUTH_AUTHORITY_HOST, and tokens for MSB_GRAPH_HOST (outlook) or a host of MSB_MICROSOFT_TRUSTED_HOSTS (EWS, IMAP, POP3).',
+  }),
+  MSB_MICROSOFT_TRUSTED_HOSTS: Type.String({
+    pattern: HOST_PORT_LIST_PATTERN,
     default: 'outlook.office365.com',
-    description: 'Comma-separated EWS host[:port] list where the server\'s client secret, and tokens obtained with it, may be used. A session naming another EWS endpoint brings its own client secret.',
+    description: 'Comma-separated EWS, IMAP and POP3 host[:port] list (a host alone: every port) where tokens obtained with MSB_MICROSOFT_CLIENT_SECRET may be sent. A session naming another host brings its own client secret.',
   }),
   MSB_EWS_MAX_DOWNLOAD_BYTES: Type.Integer({
     minimum: 1024,
@@ -118,31 +122,17 @@ export const ConfigSchema = Type.Object({
     default: 33_554_432,
     description: 'Largest raw message or attachment an EWS session downloads: EWS hands it over base64 inside one XML answer, held in memory (the process grows by about 5x the size while it is decoded). Larger: 422 DOWNLOAD_TOO_LARGE.',
   }),
-  // Outlook / Microsoft 365 through Microsoft Graph, and OAuth2 (XOAUTH2) for IMAP and POP3
-  MSB_GRAPH_CLIENT_ID: Type.String({
-    default: '',
-    description: 'Application (client) ID of the server\'s Microsoft 365 app registration, used by outlook sessions and by IMAP/POP3 sessions with auth provider "microsoft" that give no auth.clientId.',
-  }),
-  MSB_GRAPH_TENANT_ID: Type.String({ default: '', description: 'Directory (tenant) ID for outlook and Microsoft IMAP/POP3 OAuth2 sessions that give no auth.tenantId (else "organizations").' }),
-  MSB_GRAPH_CLIENT_SECRET: Type.String({
-    default: '',
-    description: 'Client secret of MSB_GRAPH_CLIENT_ID. Used only with that client ID, MSB_OAUTH_AUTHORITY_HOST, and MSB_GRAPH_HOST (outlook) or a host of MSB_MAIL_OAUTH_TRUSTED_HOSTS (IMAP/POP3).',
-  }),
+  // Outlook / Microsoft 365 through Microsoft Graph
   MSB_GRAPH_HOST: Type.String({
-    pattern: HOST_PORT,
+    pattern: HOST_PORT_PATTERN,
     default: 'graph.microsoft.com',
-    description: 'Microsoft Graph host[:port] of outlook sessions (graph.microsoft.us, microsoftgraph.chinacloudapi.cn for sovereign clouds). The only Graph host that gets tokens obtained with MSB_GRAPH_CLIENT_SECRET.',
+    description: 'Microsoft Graph host[:port] of outlook sessions (graph.microsoft.us, microsoftgraph.chinacloudapi.cn for sovereign clouds). The only Graph host that gets tokens obtained with MSB_MICROSOFT_CLIENT_SECRET.',
   }),
   MSB_GRAPH_MAX_ATTEMPTS: Type.Integer({
     minimum: 1,
     maximum: 10,
     default: 4,
     description: 'Most attempts of one Graph request answered 429 or 5xx (waiting Retry-After between them), all within the session\'s connect or command timeout.',
-  }),
-  MSB_MAIL_OAUTH_TRUSTED_HOSTS: Type.String({
-    pattern: `^(${HOST_PORT.slice(1, -1)})?(,\\s*${HOST_PORT.slice(1, -1)})*$`,
-    default: 'outlook.office365.com',
-    description: 'Comma-separated IMAP/POP3 host[:port] list (a host alone: any port) where tokens obtained with MSB_GRAPH_CLIENT_SECRET may be sent. A session naming another mail host brings its own client secret.',
   }),
 });
 
@@ -155,6 +145,55 @@ export class ConfigError extends Error {
 /** What to run to make an API key; works in the image too (plain JavaScript, or a shell one-liner). */
 export const API_KEY_HINT =
   'npm run api-key -- <principal> bot (node dist/cli/api-key.js in the image), or: KEY="msb_$(openssl rand -hex 32)"; printf %s "$KEY" | sha256sum | cut -d" " -f1';
+
+/**
+ * Names of earlier releases, still read but deprecated: EWS and Graph had an app registration each
+ * (MSB_EWS_* and MSB_GRAPH_*, 8 variables); one Microsoft app registration now serves every kind.
+ */
+export const DEPRECATED_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  MSB_MICROSOFT_CLIENT_ID: ['MSB_EWS_CLIENT_ID', 'MSB_GRAPH_CLIENT_ID'],
+  MSB_MICROSOFT_TENANT_ID: ['MSB_EWS_TENANT_ID', 'MSB_GRAPH_TENANT_ID'],
+  MSB_MICROSOFT_CLIENT_SECRET: ['MSB_EWS_CLIENT_SECRET', 'MSB_GRAPH_CLIENT_SECRET'],
+  MSB_MICROSOFT_TRUSTED_HOSTS: ['MSB_EWS_TRUSTED_HOSTS', 'MSB_MAIL_OAUTH_TRUSTED_HOSTS'],
+};
+
+const isSet = (text: string | undefined): text is string => text !== undefined && text.trim() !== '';
+
+/**
+ * The environment with the deprecated names read into the current ones. The current name wins; two old
+ * names with different values are refused (which one was meant cannot be guessed), except the host
+ * lists, which are joined: each old list, or its default, trusted as before.
+ */
+function withAliases(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const [name, aliases] of Object.entries(DEPRECATED_ALIASES)) {
+    const given = aliases.filter((alias) => isSet(env[alias]));
+    if (isSet(env[name]) || given.length === 0) continue;
+    if (name === 'MSB_MICROSOFT_TRUSTED_HOSTS') {
+      const fallback = String((ConfigSchema.properties.MSB_MICROSOFT_TRUSTED_HOSTS as { default?: unknown }).default);
+      out[name] = [...new Set(aliases.map((alias) => (isSet(env[alias]) ? env[alias]!.trim() : fallback)))].join(',');
+      continue;
+    }
+    const values = new Set(given.map((alias) => env[alias]!.trim()));
+    if (values.size > 1) {
+      // the values are not quoted: one of them may be a secret
+      throw new ConfigError(`invalid configuration: ${given.join(' and ')} differ: one Microsoft app registration serves EWS and Graph now: set ${name} (those names are deprecated)`);
+    }
+    out[name] = [...values][0];
+  }
+  return out;
+}
+
+/** A warning for each deprecated name the environment sets (the service logs them at start). */
+export function deprecatedVariables(env: Record<string, string | undefined>): string[] {
+  const warnings: string[] = [];
+  for (const [name, aliases] of Object.entries(DEPRECATED_ALIASES)) {
+    for (const alias of aliases.filter((a) => isSet(env[a]))) {
+      warnings.push(isSet(env[name]) ? `${alias} is deprecated and ignored: ${name} is set` : `${alias} is deprecated: use ${name}`);
+    }
+  }
+  return warnings;
+}
 
 /** Settings that are valid one by one but not together. */
 function checkCombinations(config: Config): void {
@@ -177,7 +216,8 @@ function checkCombinations(config: Config): void {
 }
 
 /** Reads, converts and validates the configuration from an environment; throws a ConfigError naming the variable. */
-export function loadConfig(env: Record<string, string | undefined> = {}): Config {
+export function loadConfig(given: Record<string, string | undefined> = {}): Config {
+  const env = withAliases(given);
   const raw: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(ConfigSchema.properties) as [string, TSchema][]) {
     const text = env[key];

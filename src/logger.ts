@@ -48,16 +48,25 @@ export interface LibraryLogger {
 
 const LIBRARY_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
+/** The error a library log line is about: imapflow logs `{ err, ... }`, others the error itself. */
+function errorOf(first: unknown): unknown {
+  if (first instanceof Error) return first;
+  return typeof first === 'object' && first !== null && 'err' in first ? (first as { err: unknown }).err : undefined;
+}
+
 /**
  * The logger to hand a mail library: every argument of every line (message and fields alike) has the
  * session's current secrets removed by the rule API details use (redactSecrets), because libraries log
  * what a server said, and a server may echo the password (imapflow logs the raw responseText of a
  * refused LOGIN at error level). `secrets` is read per line: a token that changes is covered at once.
+ * A line about an error that `expected` accepts (a wrong password, an untrusted certificate: the caller
+ * gets it as the answer) goes out at debug, without its stack at the levels operators read.
  */
-export function scrubbingLogger(logger: Logger, secrets: () => readonly string[]): LibraryLogger {
+export function scrubbingLogger(logger: Logger, secrets: () => readonly string[], expected?: (err: unknown) => boolean): LibraryLogger {
   const out = { isLevelEnabled: (level: string) => logger.isLevelEnabled(level) } as LibraryLogger;
-  for (const level of LIBRARY_LEVELS) {
-    out[level] = (...args: unknown[]) => {
+  for (const wanted of LIBRARY_LEVELS) {
+    out[wanted] = (...args: unknown[]) => {
+      const level = expected && (wanted === 'error' || wanted === 'warn') && expected(errorOf(args[0])) ? 'debug' : wanted;
       if (!logger.isLevelEnabled(level)) return;
       const current = secrets();
       const clean = args.map((arg) => redactValue(arg, current));

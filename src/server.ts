@@ -1,5 +1,5 @@
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, deprecatedVariables, loadConfig } from './config.js';
 import { logDestination } from './log-destination.js';
 import { createLogger } from './logger.js';
 import { installProcessGuard } from './process-guard.js';
@@ -31,6 +31,7 @@ async function main(): Promise<void> {
   const destination = logDestination();
   const logger = createLogger(config, destination);
   installProcessGuard(logger);
+  for (const warning of deprecatedVariables(process.env)) logger.warn(warning);
   const app = await buildApp(config, { logger, secretEnv: process.env });
 
   // The shutdown deadline and the second signal never depend on the logger: the destination never blocks,

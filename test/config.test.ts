@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, deprecatedVariables, loadConfig } from '../src/config.js';
 
 test('defaults give a config that works on a developer machine (with authentication explicitly off)', () => {
   const config = loadConfig({ MSB_AUTH: 'none' });
@@ -43,4 +43,42 @@ test('a bad value fails fast and names the variable', () => {
 test('API keys are required unless authentication is explicitly off; the message says how to make one', () => {
   assert.throws(() => loadConfig({}), /MSB_API_KEYS is empty while MSB_AUTH=keys.*node dist\/cli\/api-key\.js.*sha256sum/);
   assert.equal(loadConfig({ MSB_API_KEYS: `bot-a:bot:${'0'.repeat(64)}` }).MSB_AUTH, 'keys');
+});
+
+test('one Microsoft app registration: the MSB_EWS_* and MSB_GRAPH_* names of earlier releases are read as aliases', () => {
+  const none = { MSB_AUTH: 'none' };
+  assert.equal(loadConfig({ ...none, MSB_EWS_CLIENT_ID: 'app-1' }).MSB_MICROSOFT_CLIENT_ID, 'app-1');
+  assert.equal(loadConfig({ ...none, MSB_GRAPH_TENANT_ID: 'contoso.test' }).MSB_MICROSOFT_TENANT_ID, 'contoso.test');
+  // the same value under both old names is one registration
+  assert.equal(loadConfig({ ...none, MSB_EWS_CLIENT_SECRET: 's-1', MSB_GRAPH_CLIENT_SECRET: 's-1' }).MSB_MICROSOFT_CLIENT_SECRET, 's-1');
+  // the current name wins
+  assert.equal(loadConfig({ ...none, MSB_MICROSOFT_CLIENT_ID: 'new', MSB_GRAPH_CLIENT_ID: 'old' }).MSB_MICROSOFT_CLIENT_ID, 'new');
+});
+
+test('two old names with different values are refused without quoting them (one may be a secret)', () => {
+  assert.throws(
+    () => loadConfig({ MSB_AUTH: 'none', MSB_EWS_CLIENT_SECRET: 'Secret-Ews-1', MSB_GRAPH_CLIENT_SECRET: 'Secret-Graph-2' }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /MSB_EWS_CLIENT_SECRET and MSB_GRAPH_CLIENT_SECRET differ/.test(err.message) &&
+      /MSB_MICROSOFT_CLIENT_SECRET/.test(err.message) &&
+      !/Secret-Ews-1|Secret-Graph-2/.test(err.message),
+  );
+});
+
+test('the old trusted-host lists are joined, each one or its default, so every host trusted before still is', () => {
+  const none = { MSB_AUTH: 'none' };
+  assert.equal(loadConfig(none).MSB_MICROSOFT_TRUSTED_HOSTS, 'outlook.office365.com');
+  assert.equal(loadConfig({ ...none, MSB_MAIL_OAUTH_TRUSTED_HOSTS: 'imap.example.test' }).MSB_MICROSOFT_TRUSTED_HOSTS, 'outlook.office365.com,imap.example.test');
+  assert.equal(
+    loadConfig({ ...none, MSB_EWS_TRUSTED_HOSTS: 'ews.example.test:8443', MSB_MAIL_OAUTH_TRUSTED_HOSTS: 'imap.example.test' }).MSB_MICROSOFT_TRUSTED_HOSTS,
+    'ews.example.test:8443,imap.example.test',
+  );
+  assert.throws(() => loadConfig({ ...none, MSB_EWS_TRUSTED_HOSTS: 'not a host' }), /MSB_MICROSOFT_TRUSTED_HOSTS/);
+});
+
+test('each deprecated name set gets a warning that names its replacement', () => {
+  assert.deepEqual(deprecatedVariables({ MSB_MICROSOFT_CLIENT_ID: 'x' }), []);
+  assert.deepEqual(deprecatedVariables({ MSB_GRAPH_CLIENT_ID: 'x', MSB_EWS_TRUSTED_HOSTS: '' }), ['MSB_GRAPH_CLIENT_ID is deprecated: use MSB_MICROSOFT_CLIENT_ID']);
+  assert.deepEqual(deprecatedVariables({ MSB_EWS_TENANT_ID: 't', MSB_MICROSOFT_TENANT_ID: 'u' }), ['MSB_EWS_TENANT_ID is deprecated and ignored: MSB_MICROSOFT_TENANT_ID is set']);
 });

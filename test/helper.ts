@@ -1,4 +1,5 @@
 import type { TestContext } from 'node:test';
+import type { Response } from 'light-my-request';
 import { buildApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
@@ -50,4 +51,39 @@ export async function build(
   // first injects would otherwise wait for it inside a test's own polling deadline
   await app.ready();
   return { app, logs };
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+/** The app()/call()/create() of a route test file, recording what the leak checks read at its end. */
+export interface Recorder {
+  /** The log lines of every app built through app(). */
+  logSets: string[][];
+  /** Every response body of call() and create(). */
+  bodies: string[];
+  /** build() over the file's base environment (read when called: worlds start in before()). */
+  app(t: Pick<TestContext, 'after'>, env?: Record<string, string>, secretEnv?: Record<string, string>): Promise<App>;
+  call(a: App, method: Method, url: string, payload?: object, headers?: Record<string, string>): Promise<Response>;
+  create(a: App, body: Record<string, unknown>): Promise<Response>;
+}
+
+export function recorder(baseEnv: () => Record<string, string>, into: { logSets?: string[][]; bodies?: string[] } = {}): Recorder {
+  const logSets = into.logSets ?? [];
+  const bodies = into.bodies ?? [];
+  const call: Recorder['call'] = async (a, method, url, payload, headers = {}) => {
+    const res = await a.inject({ method, url, headers, ...(payload ? { payload } : {}) });
+    bodies.push(res.body);
+    return res;
+  };
+  return {
+    logSets,
+    bodies,
+    async app(t, env = {}, secretEnv = {}) {
+      const built = await build(t, { ...baseEnv(), ...env }, secretEnv);
+      logSets.push(built.logs);
+      return built.app;
+    },
+    call,
+    create: (a, body) => call(a, 'POST', '/v1/sessions', body),
+  };
 }

@@ -56,4 +56,33 @@ describe('logs never carry a password', () => {
     const leaks = logs.filter((line) => [...forms(PASSWORD), ...forms(WRONG)].some((f) => line.includes(f)));
     assert.deepEqual(leaks, [], 'log lines carrying a password');
   });
+
+  test('expected failures are quiet at the default levels: no error line, no stack; probes log nothing', async (t) => {
+    // the defaults of a deployment: LOG_LEVEL=info, MSB_MAIL_LOG_LEVEL=warn
+    const { app, logs } = await build(t, { LOG_LEVEL: 'info', MSB_MAIL_LOG_LEVEL: 'warn' });
+    const base = { type: 'imap', host: '127.0.0.1', port: dovecot.ports.imaps, username: USER };
+    const wrong = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { ...base, name: 'quiet-1', password: WRONG, tls: { ca: dovecot.caPem } } });
+    assert.equal(wrong.json().code, 'MAIL_AUTH_FAILED');
+    // the test CA not given: Dovecot's certificate is not trusted
+    const untrusted = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { ...base, name: 'quiet-2', password: PASSWORD, tls: { verifyCertificate: true } } });
+    assert.equal(untrusted.json().code, 'MAIL_TLS_FAILED');
+    const before = logs.length;
+    for (const url of ['/health', '/ready']) assert.equal((await app.inject({ method: 'GET', url })).statusCode, 200);
+    assert.deepEqual(logs.slice(before), [], 'probe lines');
+
+    const parsed = logs.map((l) => JSON.parse(l) as { level: number; msg?: string; code?: string });
+    const loud = parsed.filter((l) => l.level >= 50);
+    assert.deepEqual(loud, [], 'error lines for failures the caller was told about');
+    assert.ok(!logs.some((l) => l.includes('"stack"')), 'a stack trace in the log');
+    // each failure is still logged once, with its code, at info
+    for (const code of ['MAIL_AUTH_FAILED', 'MAIL_TLS_FAILED']) assert.ok(parsed.some((l) => l.level === 30 && l.code === code), `${code} is logged`);
+  });
+
+  test('an unexpected failure stays loud: a server that is not IMAP is an error line', async (t) => {
+    const { app, logs } = await build(t, { LOG_LEVEL: 'info', MSB_MAIL_LOG_LEVEL: 'warn', MSB_CONNECT_TIMEOUT_MS: '3000' });
+    // POP3's greeting to an IMAP client: a protocol error, not the caller's settings
+    const res = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { name: 'loud', type: 'imap', host: '127.0.0.1', port: dovecot.ports.pop3s, username: USER, password: PASSWORD, tls: { ca: dovecot.caPem } } });
+    assert.ok(res.statusCode >= 500, res.body);
+    assert.ok(logs.some((l) => (JSON.parse(l) as { level: number }).level >= 50), 'an error line');
+  });
 });

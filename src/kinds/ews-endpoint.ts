@@ -29,7 +29,7 @@ export type ExchangeVersionName = (typeof EXCHANGE_VERSIONS)[number];
 export const OFFICE365_EWS_URL = 'https://outlook.office365.com/EWS/Exchange.asmx';
 
 /**
- * The seed's rule: an explicit URL wins; else the domain gives https://<domain>/EWS/Exchange.asmx; with
+ * The rule of Automation Anywhere's Connect action: an explicit URL wins; else the domain gives https://<domain>/EWS/Exchange.asmx; with
  * neither, the Office 365 endpoint.
  */
 export function ewsEndpoint(url: string | undefined, domain: string | undefined): URL {

@@ -16,9 +16,9 @@ import {
 } from './ews-endpoint.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
-import { resolveOAuthApp } from './ews-oauth.js';
+import { resolveMicrosoftApp, trustedMicrosoftHost } from './microsoft-app.js';
 
-/** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
+/** Automation Anywhere's Connect action, "EWS (Exchange Web Services)" connection: through ews-javascript-api. */
 
 
 const HOST = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$';
@@ -32,12 +32,12 @@ const AuthBody = Type.Object(
           'oauth2 only. "authorizationCode" (default): a person signs in once in a browser (MFA works), later sessions refresh silently. "password": username + password (ROPC; fails when MFA is required). "clientCredentials": app-only with impersonation, for unattended bots.',
       }),
     ),
-    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_EWS_CLIENT_ID.' })),
+    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_MICROSOFT_CLIENT_ID.' })),
     tenantId: Type.Optional(
-      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_EWS_TENANT_ID, else "organizations" (delegated flows only).' }),
+      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_MICROSOFT_TENANT_ID, else "organizations" (delegated flows only).' }),
     ),
     clientSecret: Type.Optional(
-      SecretString('Client secret of clientId. Default: the server\'s MSB_EWS_CLIENT_SECRET, but only for its own client ID, authority host and trusted EWS hosts.'),
+      SecretString('Client secret of clientId. Default: the server\'s MSB_MICROSOFT_CLIENT_SECRET, but only for its own client ID, authority host and trusted EWS hosts (MSB_MICROSOFT_TRUSTED_HOSTS).'),
     ),
     impersonate: Type.Optional(
       Type.String({ minLength: 3, maxLength: 320, pattern: `^[^\\s@${CONTROL_CHARACTERS}]+@[^\\s@${CONTROL_CHARACTERS}]+$`, description: 'clientCredentials only: the mailbox to act as (ExchangeImpersonation and X-AnchorMailbox). Default: username.' }),
@@ -101,7 +101,19 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   const password = body.password !== undefined ? new Secret(body.password) : undefined;
   const usernameRef = context.refs?.get('username');
   const shownUsername = usernameRef !== undefined ? `secret:${usernameRef}` : body.username;
-  const app: OAuthApp | undefined = oauth2 ? resolveOAuthApp(auth, flow!, endpoint, config, context.owner) : undefined;
+  const app: OAuthApp | undefined = oauth2
+    ? resolveMicrosoftApp(
+        {
+          auth,
+          flow: flow!,
+          untrustedResource: trustedMicrosoftHost(config, endpoint.hostname, port) ? undefined : `the EWS host ${endpoint.host} is not in MSB_MICROSOFT_TRUSTED_HOSTS`,
+          // tokens are cached per principal and EWS origin: "authorize only the first time" holds for the
+          // bot that had the sign-in done, never for another principal naming the same account
+          partition: `${context.owner}\u0000${endpoint.origin}`,
+        },
+        config,
+      )
+    : undefined;
   const mailbox = flow === 'clientCredentials' ? (auth.impersonate ?? body.username) : body.username;
   const settings: EwsSettings = {
     url: endpoint.toString(),

@@ -9,7 +9,7 @@ import { TokenSource } from '../oauth/token-source.js';
 import type { OAuthApp, OAuthFlow } from '../oauth/types.js';
 import { SecretString, HOST_PORT_PATTERN, TENANT_ID_PATTERN, HTTPS_URL_PATTERN, StringEnum } from '../schemas/common.js';
 import type { KindServices } from './kind.js';
-import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
+import { resolveMicrosoftApp, secretSource, trustedMicrosoftHost } from './microsoft-app.js';
 
 /** OAuth2 (SASL XOAUTH2) for IMAP and POP3 sessions: Microsoft 365 through msal-node, or any RFC 6749 provider. */
 
@@ -28,9 +28,9 @@ export const MailAuthBody = Type.Object(
           'microsoft: "authorizationCode" (default; a person signs in once), "password" (ROPC, needs password), "clientCredentials" (app-only; username is the mailbox). generic: "refreshToken" (default when refreshToken is given) or "clientCredentials".',
       }),
     ),
-    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'Application (client) ID. microsoft: default MSB_GRAPH_CLIENT_ID; generic: required.' })),
-    tenantId: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN, description: 'microsoft: directory (tenant) ID. Default MSB_GRAPH_TENANT_ID, else "organizations".' })),
-    clientSecret: Type.Optional(SecretString("Client secret. microsoft: default the server's MSB_GRAPH_CLIENT_SECRET, only for mail hosts of MSB_MAIL_OAUTH_TRUSTED_HOSTS.")),
+    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'Application (client) ID. microsoft: default MSB_MICROSOFT_CLIENT_ID; generic: required.' })),
+    tenantId: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN, description: 'microsoft: directory (tenant) ID. Default MSB_MICROSOFT_TENANT_ID, else "organizations".' })),
+    clientSecret: Type.Optional(SecretString("Client secret. microsoft: default the server's MSB_MICROSOFT_CLIENT_SECRET, only for mail hosts of MSB_MICROSOFT_TRUSTED_HOSTS.")),
     authorityHost: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: 'microsoft: identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST.' })),
     tokenUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: HTTPS_URL_PATTERN, description: 'generic: the token endpoint (https).' })),
     scope: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$', description: 'generic: the scope to ask for (space-separated), if the provider wants one.' })),
@@ -61,12 +61,6 @@ export interface MailOAuthTarget {
   /** The secret's name when the username came by reference (never sent as a login hint). */
   usernameRef?: string | undefined;
   password: string | undefined;
-}
-
-/** MSB_MAIL_OAUTH_TRUSTED_HOSTS: "host" trusts every port of it, "host:port" that port only. */
-function trustedMailHost(config: Config, host: string, port: number): boolean {
-  const entries = config.MSB_MAIL_OAUTH_TRUSTED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
-  return entries.includes(host) || entries.includes(`${host}:${port}`);
 }
 
 /** Microsoft 365 scopes (docs/protocol-facts.md): delegated per protocol; app-only is one resource for both. */
@@ -100,7 +94,7 @@ function microsoft(auth: MailAuthInput, target: MailOAuthTarget, config: Config,
     {
       auth,
       flow,
-      untrustedResource: trustedMailHost(config, host, port) ? undefined : `the mail host ${host}:${port} is not in MSB_MAIL_OAUTH_TRUSTED_HOSTS`,
+      untrustedResource: trustedMicrosoftHost(config, host, port) ? undefined : `the mail host ${host}:${port} is not in MSB_MICROSOFT_TRUSTED_HOSTS`,
       // tokens obtained for one mail host are never sent to another one a caller names
       partition: `${owner}\u0000${protocol}://${host}:${port}`,
     },

@@ -15,7 +15,7 @@ import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
 import { mailTlsView } from './mail-tls-view.js';
 
-/** The seed's "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
+/** Automation Anywhere's Connect action, "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
 
 const Host = Type.String({
   minLength: 1,
@@ -62,10 +62,10 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
   return Type.Object(
     {
       name: SessionName,
-      type: Type.Literal(type, { description: `"${type}": the seed's "Email server" connection over ${type.toUpperCase()}.` }),
+      type: Type.Literal(type, { description: `"${type}": the "Email server" connection of Automation Anywhere's Connect action, over ${type.toUpperCase()}.` }),
       host: Host,
       port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Default ${ports}.` })),
-      secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS, the seed\'s "use secure connection (SSL/TLS)" (default true).' })),
+      secure: Type.Optional(Type.Boolean({ description: 'Implicit TLS: "use secure connection (SSL/TLS)" of Automation Anywhere\'s Connect action (default true).' })),
       username: CredentialString('Mailbox user name.', { maxLength: 320 }),
       password: Type.Optional(SecretString('Mailbox password: required unless auth.type is "oauth2" (then only for its "password" flow). Never returned or logged.')),
       auth: Type.Optional(ref(MailServerAuth)),

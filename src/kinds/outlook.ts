@@ -12,9 +12,9 @@ import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
 
 /**
- * The seed's "Outlook" connection: the mailbox behind Outlook, reached through Microsoft Graph (the
- * seed drives the desktop client, which a container cannot). With the app registration configured on
- * the server (MSB_GRAPH_*), a bot gives only a name, and where needed a mailbox or a username.
+ * Automation Anywhere's Connect action, "Outlook" connection: the mailbox behind Outlook, reached through
+ * Microsoft Graph (that action drives the desktop client, which a container cannot). With the app registration configured on
+ * the server (MSB_MICROSOFT_*), a bot gives only a name, and where needed a mailbox or a username.
  */
 
 
@@ -26,18 +26,18 @@ const AuthBody = Type.Object(
           'Default: "password" when a password is given, "clientCredentials" when only a mailbox is given, else "authorizationCode" (a person signs in once in a browser, MFA works; later sessions refresh silently).',
       }),
     ),
-    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_GRAPH_CLIENT_ID.' })),
+    clientId: Type.Optional(Type.String({ pattern: CLIENT_ID_PATTERN, description: 'Application (client) ID. Default MSB_MICROSOFT_CLIENT_ID.' })),
     tenantId: Type.Optional(
-      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_GRAPH_TENANT_ID, else "organizations" (delegated flows only).' }),
+      Type.String({ pattern: TENANT_ID_PATTERN, description: 'Directory (tenant) ID or domain. Default MSB_MICROSOFT_TENANT_ID, else "organizations" (delegated flows only).' }),
     ),
     clientSecret: Type.Optional(
-      SecretString("Client secret of clientId. Default: the server's MSB_GRAPH_CLIENT_SECRET, but only for its own client ID, authority host and Graph host."),
+      SecretString("Client secret of clientId. Default: the server's MSB_MICROSOFT_CLIENT_SECRET, but only for its own client ID, authority host and Graph host."),
     ),
     authorityHost: Type.Optional(
       Type.String({ pattern: HOST_PORT_PATTERN, maxLength: 260, description: "Identity provider host[:port]. Default MSB_OAUTH_AUTHORITY_HOST. Another host needs the session's own clientSecret." }),
     ),
   },
-  { additionalProperties: false, description: 'OAuth2 settings; all optional when the server has an app registration (MSB_GRAPH_CLIENT_ID).' },
+  { additionalProperties: false, description: 'OAuth2 settings; all optional when the server has an app registration (MSB_MICROSOFT_CLIENT_ID).' },
 );
 
 export const OutlookBody = Type.Object(

@@ -69,6 +69,22 @@ export function scrub(text: string, secrets: readonly string[] = []): string {
   return out.length > 300 ? `${out.slice(0, 300)}...` : out;
 }
 
+/**
+ * Failures that are the answer of a server the caller named, to the caller's settings (wrong password,
+ * certificate not trusted, nothing on that port): the caller hears them in full, so the log keeps them
+ * quiet (info for the request, debug for the library's own line). Timeouts, cut connections and protocol
+ * errors stay loud: they may be ours.
+ */
+export const EXPECTED_MAIL_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MAIL_AUTH_FAILED',
+  'MAIL_TLS_FAILED',
+  'MAIL_TLS_REQUIRED',
+  'MAIL_STARTTLS_UNAVAILABLE',
+  'MAIL_CONNECTION_REFUSED',
+  'MAIL_HOST_NOT_FOUND',
+  'MAIL_TEMPORARILY_UNAVAILABLE',
+]);
+
 /** The code of a socket, DNS, TLS or timeout failure; MAIL_PROTOCOL_ERROR when it is none of those. */
 export function networkCode(err: ErrorLike): ErrorCode {
   const code = field(err, 'code');

@@ -67,7 +67,7 @@ export const openapiPlugin = fp(
           title: 'mail-session-broker',
           version,
           description:
-            'Named, persistent mail sessions for automation bots. Open a session once (IMAP, POP3, EWS or Outlook through Microsoft Graph), then refer to it by name. Every error is application/problem+json with a stable `code`.',
+            'Named, persistent mail sessions for automation bots. Open a session once (IMAP, POP3, Exchange Web Services or Outlook through Microsoft Graph; passwords or OAuth2), then refer to it by name to list folders and messages, read them and download raw messages and attachments, change them (flags, move, delete, one or all that match), send, reply and forward, claim messages for a fleet of bots, and follow new mail as Server-Sent Events or webhooks. Every error is application/problem+json with a stable `code`.',
           license: { name: license, identifier: license },
           contact: { name: 'mail-session-broker maintainers' },
         },

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { AppError, errorCatalog, isAppError, problemType, type ErrorCode } from '../errors.js';
 import { sessionTypes } from '../kinds/index.js';
+import { EXPECTED_MAIL_FAILURES } from '../net/errors.js';
 import { NO_CONTROLS_PATTERN } from '../schemas/common.js';
 import type { Problem } from '../schemas/problem.js';
 import { requestPath } from './request-path.js';
@@ -107,7 +108,7 @@ export const problemsPlugin = fp(
       // type): what the caller needs to hear is that the route or method does not exist
       if (request.is404 && !isAppError(err)) return notFound(request, reply);
       const error = toAppError(err);
-      if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+      if (error.status >= 500 && !EXPECTED_MAIL_FAILURES.has(error.code)) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
       else request.log.info({ code: error.code, detail: error.message }, 'request refused');
       return sendProblem(request, reply, error);
     });

@@ -9,7 +9,7 @@ export const SessionName = Type.String({
 });
 
 /** Patterns shared by the Microsoft kinds (EWS, Outlook, IMAP/POP3 OAuth2): one definition each. */
-export const HOST_PORT_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$';
+export { HOST_PORT_PATTERN } from '../net/host-port.js';
 export const CLIENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$';
 
@@ -46,7 +46,7 @@ export const SecretRefSchema = shared(
   ),
 );
 
-/** A credential field: a string, or a reference to a secret held by the server (the seed's "Credential Vault or String"). */
+/** A credential field: a string, or a reference to a secret held by the server (Automation Anywhere's "Credential Vault or String"). */
 export function CredentialString(description: string, options: { writeOnly?: boolean; maxLength?: number } = {}) {
   return Type.Union([WireString({ minLength: 1, maxLength: options.maxLength ?? 4096 }), ref(SecretRefSchema)], {
     description: `${description} A string, or {"secret": "name"}.`,

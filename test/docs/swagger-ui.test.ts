@@ -8,7 +8,6 @@ import { chromium, type BrowserContext, type Locator, type Page } from 'playwrig
 import { build } from '../helper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOT = '/tmp/swagger-ui.png';
 /**
  * The page is opened as another machine would open it: under a host name that is not loopback (Chromium
  * maps it to 127.0.0.1). Browsers treat localhost as a secure origin and skip some rules there, such as
@@ -146,7 +145,10 @@ test('Swagger UI at /docs renders the API and "Try it out" works in a real brows
   // the curl line Swagger UI shows is the request the browser made
   assert.match(await inspect.locator('.curl-command').innerText(), /\/v1\/sessions\/nobody/);
 
-  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  // kept for a person to look at (a directory of its own: a fixed /tmp path would race other runs and users)
+  const screenshot = join(mkdtempSync(join(tmpdir(), 'msb-swagger-ui-shot-')), 'swagger-ui.png');
+  await page.screenshot({ path: screenshot, fullPage: true });
+  t.diagnostic(`screenshot: ${screenshot}`);
 
   // 4. nothing broke on the way, and nothing was loaded from outside the service
   const local = (text: string) => text.includes(origin);

@@ -29,7 +29,10 @@ export interface DovecotServer {
   countLog(re: RegExp): Promise<number>;
   /** Polls the log until at least `count` lines match `re`. */
   waitForLog(re: RegExp, count?: number, timeoutMs?: number): Promise<void>;
-  /** SIGTERM to the process group, SIGKILL after 5 s; resolves once the ports are free. */
+  /**
+   * SIGTERM to the process group, SIGKILL after a grace (5 s, 30 s in scale mode: thousands of clients take
+   * long to log out); resolves once every process of the group is gone and the ports are free.
+   */
   stop(): Promise<void>;
   /** Starts again on the same ports, with the same users and mail. */
   start(): Promise<void>;
@@ -327,12 +330,16 @@ function renderConfig(c: ConfigInput): string {
     lines.push('}');
   }
   if (c.scale) {
+    // Each imap process holds its clients' state; clients that keep INBOX selected and IDLE (the events
+    // work) take far more than idle logins: 1,000 a process ran out of the 256 MB vsz_limit near 900. 200 a
+    // process with 1 GB each leaves room; 200 processes serve 40,000 clients.
     lines.push(
       'default_client_limit = 10000',
       'service imap {',
       '  service_count = 0',
-      '  client_limit = 1000',
-      '  process_limit = 100',
+      `  client_limit = ${SCALE_CLIENTS_PER_PROCESS}`,
+      '  process_limit = 200',
+      '  vsz_limit = 1024M',
       '}',
       'service stats {',
       '  client_limit = 10000',
@@ -341,6 +348,9 @@ function renderConfig(c: ConfigInput): string {
   }
   return lines.join('\n') + '\n';
 }
+
+/** Clients packed into one imap process in scale mode (see renderConfig). */
+export const SCALE_CLIENTS_PER_PROCESS = 200;
 
 function tail(text: string, lines = 30): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
@@ -371,6 +381,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
   if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
   await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse }));
+  const shutdownGraceMs = opts.scale ? 30_000 : 5000;
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it
   // looks at the file at most once per second (db-passwd-file.c: last_sync_time == ioloop_time).
@@ -456,8 +467,8 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
     if (pgid !== undefined) {
       // SIGTERM to the whole group, repeated every 200 ms: right after start-up the master may
       // respawn a login process after the first signal and then wait ~6 s for it on shutdown.
-      // Whatever is left after 5 s gets SIGKILL.
-      const deadline = Date.now() + 5000;
+      // Whatever is left after the grace gets SIGKILL (scale mode: 2,000 clients outlast 5 s).
+      const deadline = Date.now() + shutdownGraceMs;
       while (groupAlive(pgid) && Date.now() < deadline) {
         try { process.kill(-pgid, 'SIGTERM'); } catch { /* gone */ }
         const until = Math.min(Date.now() + 200, deadline);
@@ -465,12 +476,20 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
       }
       if (groupAlive(pgid)) killGroupNow(pgid);
       await exited;
+      // the master is gone; its children may still hold the listeners and the sockets of base_dir, which
+      // make the next start fail "Dovecot is already running?": wait for the whole group, bounded
+      const gone = Date.now() + 15_000;
+      while (groupAlive(pgid)) {
+        if (Date.now() >= gone) throw new Error(`stop: dovecot's process group ${pgid} outlived SIGKILL by 15 s`);
+        killGroupNow(pgid);
+        await sleep(50);
+      }
     }
     unregister?.();
     unregister = undefined;
     child = undefined;
     for (const [name, port] of Object.entries(ports)) {
-      await waitForPortClosed(port, '127.0.0.1', 5000, `stopped dovecot's ${name} listener`);
+      await waitForPortClosed(port, '127.0.0.1', 15_000, `stopped dovecot's ${name} listener`);
     }
   }
 

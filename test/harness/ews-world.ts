@@ -1,33 +1,17 @@
-// The local Microsoft world for EWS tests: the test CA, a fake identity provider and a fake EWS that
-// trusts its tokens, with a fixed cast of users, app registrations and mailboxes. Nothing here talks to
-// a real Microsoft host; the service reaches both fakes through MSB_EXTRA_CA_FILE (verification stays on).
-import assert from 'node:assert/strict';
-import { makeCerts, type TestCerts } from './certs.js';
+// The local Microsoft world for EWS tests: the shared identity world (microsoft-world.ts) and a fake EWS
+// that trusts its tokens, with a mailbox for each user.
+import type { TestCerts } from './certs.js';
 import { startFakeEws, type FakeEws } from './fake-ews.js';
-import { startFakeIdentity, type FakeIdentity } from './fake-identity.js';
+import type { FakeIdentity } from './fake-identity.js';
+import { APPS, USERS, startMicrosoftIdentity } from './microsoft-world.js';
 
-export const USERS = {
-  alice: { name: 'alice@contoso.test', password: 'Alice-Pw-51c8e' },
-  bob: { name: 'bob@contoso.test', password: 'Bob-Pw-2a9d7' },
-  carol: { name: 'carol@contoso.test', password: 'Carol-Pw-77e1b' },
-  mfa: { name: 'mfa.user@contoso.test', password: 'Mfa-Pw-0b3f4' },
-  shared: { name: 'shared.mailbox@contoso.test', password: 'Shared-Pw-6d2c0' },
-} as const;
-
-export const APPS = {
-  /** A public client (no secret): authorization code + PKCE and ROPC. */
-  public: { id: '11111111-aaaa-4bbb-8ccc-000000000001' },
-  /** The server's own confidential app registration (MSB_EWS_CLIENT_ID / MSB_EWS_CLIENT_SECRET). */
-  server: { id: '22222222-aaaa-4bbb-8ccc-000000000002', secret: 'Server-Secret-f0a3c9e2' },
-  /** A bot's own confidential app registration, with its own secret. */
-  bot: { id: '33333333-aaaa-4bbb-8ccc-000000000003', secret: 'Bot-Secret-8d1b6a47' },
-} as const;
+export { APPS, USERS, assertNoSecrets } from './microsoft-world.js';
 
 export interface EwsWorld {
   certs: TestCerts;
   idp: FakeIdentity;
   ews: FakeEws;
-  /** Configuration for build(): the fake IdP as authority, its tenant, and the test CA as extra trust. */
+  /** Configuration for build(): the fake IdP as authority, its tenant, a public client, and the test CA as extra trust. */
   env: Record<string, string>;
   /** Every password, secret and token that must never appear in a log line, response body or file. */
   secrets(): string[];
@@ -36,14 +20,7 @@ export interface EwsWorld {
 
 /** Starts the fakes; every test file gets its own world. */
 export async function startEwsWorld(): Promise<EwsWorld> {
-  const certs = await makeCerts();
-  const users = Object.fromEntries(
-    Object.values(USERS).map((u) => [u.name, u.name === USERS.mfa.name ? { password: u.password, mfa: 50076 as const } : { password: u.password }]),
-  );
-  const idp = await startFakeIdentity({
-    users,
-    clients: { [APPS.public.id]: {}, [APPS.server.id]: { secret: APPS.server.secret }, [APPS.bot.id]: { secret: APPS.bot.secret } },
-  });
+  const { certs, idp, env, secrets } = await startMicrosoftIdentity();
   const ews = await startFakeEws({
     users: { [USERS.alice.name]: USERS.alice.password, [USERS.carol.name]: USERS.carol.password },
     verifyToken: (token) => idp.principal(token),
@@ -53,33 +30,11 @@ export async function startEwsWorld(): Promise<EwsWorld> {
     certs,
     idp,
     ews,
-    env: {
-      MSB_EXTRA_CA_FILE: certs.caFile,
-      MSB_OAUTH_AUTHORITY_HOST: idp.host,
-      MSB_EWS_TENANT_ID: idp.tenantId,
-      MSB_EWS_CLIENT_ID: APPS.public.id,
-    },
-    secrets: () => {
-      const raw = [...Object.values(USERS).map((u) => u.password), APPS.server.secret, APPS.bot.secret, ...idp.issued];
-      // also as they travel: base64 (Basic "user:password"), and JSON-escaped
-      const basic = Object.values(USERS).map((u) => Buffer.from(`${u.name}:${u.password}`).toString('base64'));
-      return [...raw, ...raw.map((v) => Buffer.from(v).toString('base64')), ...basic];
-    },
+    env: { ...env, MSB_MICROSOFT_CLIENT_ID: APPS.public.id },
+    secrets,
     close: async () => {
       await ews.close();
       await idp.close();
     },
   };
-}
-
-/** Asserts that none of `secrets` occurs in any of `texts` (log lines, response bodies, file contents). */
-export function assertNoSecrets(texts: Iterable<string>, secrets: readonly string[], where: string): void {
-  let checked = 0;
-  for (const text of texts) {
-    checked += 1;
-    for (const secret of secrets) {
-      assert.ok(!text.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}...): ${text.slice(0, 400)}`);
-    }
-  }
-  assert.ok(checked > 0, `${where}: nothing was captured to check`);
 }

@@ -25,6 +25,8 @@ export interface TokenPrincipal {
   /** The user (delegated token) or undefined for an app-only token. */
   user?: string;
   appOnly: boolean;
+  /** The resource the token was issued for (its `aud`: an origin); a resource refuses tokens for another one. */
+  audience: string;
 }
 
 export interface FakeEwsOptions {
@@ -160,6 +162,8 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
   const users = options.users ?? {};
   const requests: EwsRequestRecord[] = [];
 
+  /** https://127.0.0.1:PORT once listening: the audience the tokens must have. */
+  let origin = '';
   const state = {
     faultCode: undefined as string | undefined,
     emptyFolders: false,
@@ -224,6 +228,11 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
       const principal = options.verifyToken?.(record.token);
       if (!principal) {
         send(401, '', { 'www-authenticate': 'Bearer error="invalid_token"' });
+        return;
+      }
+      // Exchange Online refuses a token issued for another resource (a Graph token, another host's)
+      if (principal.audience !== origin) {
+        send(401, '', { 'www-authenticate': 'Bearer error="invalid_token", error_description="The audience claim value is invalid"' });
         return;
       }
       record.principal = principal.user ?? 'app';
@@ -306,6 +315,7 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  origin = `https://127.0.0.1:${port}`;
 
   return {
     url: `https://127.0.0.1:${port}/EWS/Exchange.asmx`,

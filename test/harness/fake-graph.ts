@@ -350,6 +350,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     if (scripted?.raw !== undefined) return { status: scripted.status ?? 200, headers: { 'content-type': 'application/json' }, bytes: Buffer.from(scripted.raw) };
     if (scripted) held.scripted = scripted;
     if (!principal || revoked.has(token)) return error(401, 'InvalidAuthenticationToken', 'Access token has expired or is not yet valid.');
+    if (principal.audience !== origin) return error(401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience.');
     if (url.pathname === '/v1.0/$batch' && record.method === 'POST') return batch(req, body);
     if (!match) return error(400, 'BadRequest', 'Invalid version.');
 

@@ -9,8 +9,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { makeCerts } from './certs.js';
+import { closeServer, listenLoopback, readForm as readBody, TokenLedger } from './http-fake.js';
 import { sendHostile, type HostileHttpAnswer, type TokenPrincipal } from './fake-ews.js';
 
 export interface FakeUser {
@@ -77,16 +77,19 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function readBody(req: IncomingMessage): Promise<URLSearchParams> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', reject);
-  });
-}
-
 const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access', 'email']);
+
+/** The resource a token is for (its `aud`), as Azure AD derives it: the origin of the scopes asked for. */
+function audienceOf(scope: string): string {
+  for (const item of scope.split(' ')) {
+    try {
+      return new URL(item).origin;
+    } catch {
+      // a bare scope (User.Read) would be Graph's; the fakes never ask for one
+    }
+  }
+  return '';
+}
 
 /** Starts the fake on a free loopback port with a certificate signed by the test CA (makeCerts). */
 export async function startFakeIdentity(options: { users: Record<string, FakeUser>; clients: Record<string, FakeClient> }): Promise<FakeIdentity> {
@@ -98,15 +101,15 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
   const transactions = new Map<string, URLSearchParams>();
   const codes = new Map<string, Grant & { redirectUri: string; challenge: string; nonce?: string }>();
   const refreshTokens = new Map<string, Grant>();
-  const accessTokens = new Map<string, Grant & { expiresAt: number }>();
+  const accessTokens = new TokenLedger<Grant>();
   const settings = { accessTokenLifetime: 3600, refuseRefresh: false, hostile: undefined as FakeIdentity['hostile'] };
   let origin = '';
 
   const oid = (user: string) => createHash('sha256').update(user).digest('hex').slice(0, 32);
 
   function issue(grant: Grant, nonce?: string): Record<string, unknown> {
-    const accessToken = jwt({ aud: 'ews', scp: grant.scope, sub: grant.user ?? grant.clientId, n: randomUUID() });
-    accessTokens.set(accessToken, { ...grant, expiresAt: Date.now() + settings.accessTokenLifetime * 1000 });
+    const accessToken = jwt({ aud: audienceOf(grant.scope), scp: grant.scope, sub: grant.user ?? grant.clientId, n: randomUUID() });
+    accessTokens.issue(accessToken, grant, settings.accessTokenLifetime);
     issued.push(accessToken);
     const answer: Record<string, unknown> = {
       token_type: 'Bearer',
@@ -305,11 +308,7 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
       res.end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenLoopback(server);
   origin = `https://127.0.0.1:${port}`;
 
   return {
@@ -339,14 +338,11 @@ export async function startFakeIdentity(options: { users: Record<string, FakeUse
       settings.hostile = value;
     },
     principal(accessToken) {
-      const grant = accessTokens.get(accessToken);
-      if (!grant || grant.expiresAt <= Date.now()) return undefined;
-      return grant.user ? { user: grant.user, appOnly: false } : { appOnly: true };
+      const grant = accessTokens.lookup(accessToken);
+      if (!grant) return undefined;
+      const audience = audienceOf(grant.scope);
+      return grant.user ? { user: grant.user, appOnly: false, audience } : { appOnly: true, audience };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -6,11 +6,11 @@
 //   Microsoft identity provider) and can be told to refuse tokens.
 // Both record what they were sent, so tests can assert which secret and which token went where.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { makeCerts } from './certs.js';
+import { closeServer, listenLoopback as listen, readForm, TokenLedger } from './http-fake.js';
 
 export interface GenericTokenRequest {
   at: number;
@@ -44,22 +44,6 @@ export interface FakeTokenEndpoint {
   close(): Promise<void>;
 }
 
-function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', reject);
-  });
-}
-
-function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
 const random = (prefix: string) => `${prefix}${randomBytes(24).toString('base64url')}`;
 
 /** clients: client ID -> secret. appUser: the mailbox that client_credentials tokens are for. */
@@ -68,12 +52,11 @@ export async function startFakeTokenEndpoint(options: { clients: Record<string, 
   const requests: GenericTokenRequest[] = [];
   const issued: string[] = [];
   const refreshTokens = new Map<string, string>();
-  const accessTokens = new Map<string, { user: string; expiresAt: number }>();
+  const accessTokens = new TokenLedger<string>();
   const settings = { accessTokenLifetime: 3600, rotate: false };
 
   const issueAccess = (user: string) => {
-    const token = random('gat.');
-    accessTokens.set(token, { user, expiresAt: Date.now() + settings.accessTokenLifetime * 1000 });
+    const token = accessTokens.issue(random('gat.'), user, settings.accessTokenLifetime);
     issued.push(token);
     return token;
   };
@@ -148,15 +131,8 @@ export async function startFakeTokenEndpoint(options: { clients: Record<string, 
       settings.rotate = value;
     },
     revokeRefreshTokens: () => refreshTokens.clear(),
-    principal(token) {
-      const entry = accessTokens.get(token);
-      return entry && entry.expiresAt > Date.now() ? entry.user : undefined;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    principal: (token) => accessTokens.lookup(token),
+    close: () => closeServer(server),
   };
 }
 
@@ -198,10 +174,6 @@ export async function startIntrospection(lookup: (token: string) => string | und
     set refuseAll(value) {
       state.refuseAll = value;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -1,13 +1,11 @@
-// The local Microsoft world for outlook (Graph) tests: the test CA, the fake identity provider and a fake
-// Graph that trusts its tokens, with the cast of ews-world.ts (users and app registrations). Nothing here
-// talks to a real Microsoft host: MSB_OAUTH_AUTHORITY_HOST and MSB_GRAPH_HOST point at the fakes, which
-// the service trusts through MSB_EXTRA_CA_FILE (verification stays on).
-import { makeCerts, type TestCerts } from './certs.js';
-import { APPS, USERS } from './ews-world.js';
+// The local Microsoft world for outlook (Graph) tests: the shared identity world (microsoft-world.ts) and a
+// fake Graph that trusts its tokens. MSB_GRAPH_HOST points at the fake.
+import type { TestCerts } from './certs.js';
 import { startFakeGraph, type FakeGraph } from './fake-graph.js';
-import { startFakeIdentity, type FakeIdentity } from './fake-identity.js';
+import type { FakeIdentity } from './fake-identity.js';
+import { APPS, USERS, startMicrosoftIdentity } from './microsoft-world.js';
 
-export { APPS, USERS, assertNoSecrets } from './ews-world.js';
+export { APPS, USERS, assertNoSecrets } from './microsoft-world.js';
 
 /** Inbox counts of each user's mailbox in the fake Graph. */
 export const INBOXES: Record<string, { total: number; unread: number }> = {
@@ -33,14 +31,7 @@ export interface GraphWorld {
 }
 
 export async function startGraphWorld(): Promise<GraphWorld> {
-  const certs = await makeCerts();
-  const users = Object.fromEntries(
-    Object.values(USERS).map((u) => [u.name, u.name === USERS.mfa.name ? { password: u.password, mfa: 50076 as const } : { password: u.password }]),
-  );
-  const idp = await startFakeIdentity({
-    users,
-    clients: { [APPS.public.id]: {}, [APPS.server.id]: { secret: APPS.server.secret }, [APPS.bot.id]: { secret: APPS.bot.secret } },
-  });
+  const { certs, idp, env, secrets } = await startMicrosoftIdentity();
   const graph = await startFakeGraph({
     verifyToken: (token) => idp.principal(token),
     mailboxes: INBOXES,
@@ -51,18 +42,8 @@ export async function startGraphWorld(): Promise<GraphWorld> {
     certs,
     idp,
     graph,
-    env: {
-      MSB_EXTRA_CA_FILE: certs.caFile,
-      MSB_OAUTH_AUTHORITY_HOST: idp.host,
-      MSB_GRAPH_HOST: graph.host,
-      MSB_GRAPH_TENANT_ID: idp.tenantId,
-      MSB_GRAPH_CLIENT_ID: APPS.server.id,
-      MSB_GRAPH_CLIENT_SECRET: APPS.server.secret,
-    },
-    secrets: () => {
-      const raw = [...Object.values(USERS).map((u) => u.password), APPS.server.secret, APPS.bot.secret, ...idp.issued];
-      return [...raw, ...raw.map((v) => Buffer.from(v).toString('base64')), ...raw.map((v) => encodeURIComponent(v))];
-    },
+    env: { ...env, MSB_GRAPH_HOST: graph.host, MSB_MICROSOFT_CLIENT_ID: APPS.server.id, MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret },
+    secrets,
     close: async () => {
       await graph.close();
       await idp.close();

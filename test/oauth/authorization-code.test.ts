@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hashApiKey } from '../../src/security/api-keys.js';
-import { build, type TestApp } from '../helper.js';
+import { recorder, type TestApp } from '../helper.js';
 import { assertProblem } from '../problem-assert.js';
 import { APPS, USERS, assertNoSecrets, startEwsWorld, type EwsWorld } from '../harness/ews-world.js';
 import { signInOverHttp } from '../harness/sign-in.js';
@@ -22,17 +22,7 @@ describe('OAuth2 authorization code flow through the HTTP API', () => {
     await world?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}): Promise<App> {
-    const built = await build(t, { ...world.env, ...env });
-    logSets.push(built.logs);
-    return built.app;
-  }
-
-  async function call(a: App, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) {
-    const res = await a.inject({ method, url, headers, ...(payload ? { payload } : {}) });
-    bodies.push(res.body);
-    return res;
-  }
+  const { app, call } = recorder(() => world.env, { logSets, bodies });
 
   const session = (name: string, user: { name: string }) => ({ name, type: 'ews', url: world.ews.url, username: user.name, auth: { type: 'oauth2' } });
 

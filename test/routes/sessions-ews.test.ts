@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build, type TestApp } from '../helper.js';
+import { recorder, type TestApp } from '../helper.js';
 import { assertProblem } from '../problem-assert.js';
 import { APPS, USERS, assertNoSecrets, startEwsWorld, type EwsWorld } from '../harness/ews-world.js';
 import { startFakeIdentity, type FakeIdentity } from '../harness/fake-identity.js';
@@ -20,17 +20,7 @@ describe('EWS sessions through the HTTP API', () => {
     await world?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<TestApp['app']> {
-    const built = await build(t, { ...world.env, ...env }, secretEnv);
-    logSets.push(built.logs);
-    return built.app;
-  }
-
-  async function create(a: TestApp['app'], body: Record<string, unknown>) {
-    const res = await a.inject({ method: 'POST', url: '/v1/sessions', payload: body });
-    bodies.push(res.body);
-    return res;
-  }
+  const { app, create } = recorder(() => world.env, { logSets, bodies });
 
   const basic = (name: string, extra: Record<string, unknown> = {}) => ({
     name, type: 'ews', url: world.ews.url, username: USERS.alice.name, password: USERS.alice.password, auth: { type: 'basic' }, ...extra,
@@ -153,7 +143,7 @@ describe('EWS sessions through the HTTP API', () => {
   });
 
   test('client credentials: server secret on a trusted endpoint, impersonation and X-AnchorMailbox', async (t) => {
-    const a = await app(t, { MSB_EWS_CLIENT_ID: APPS.server.id, MSB_EWS_CLIENT_SECRET: APPS.server.secret, MSB_EWS_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` });
+    const a = await app(t, { MSB_MICROSOFT_CLIENT_ID: APPS.server.id, MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret, MSB_MICROSOFT_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` });
     const before = world.idp.tokenRequests.length;
     const res = await create(a, {
       name: 'ews-app', type: 'ews', url: world.ews.url, username: USERS.shared.name, auth: { type: 'oauth2', flow: 'clientCredentials' },
@@ -184,7 +174,7 @@ describe('EWS sessions through the HTTP API', () => {
   test('client credentials with the username given by reference: impersonate shows the reference, Exchange gets the value', async (t) => {
     const a = await app(
       t,
-      { MSB_EWS_CLIENT_ID: APPS.server.id, MSB_EWS_CLIENT_SECRET: APPS.server.secret, MSB_EWS_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` },
+      { MSB_MICROSOFT_CLIENT_ID: APPS.server.id, MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret, MSB_MICROSOFT_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` },
       { MSB_SECRET_SHARED_USER: USERS.shared.name },
     );
     const res = await create(a, { name: 'ews-app-ref', type: 'ews', url: world.ews.url, username: { secret: 'shared-user' }, auth: { type: 'oauth2', flow: 'clientCredentials' } });
@@ -203,16 +193,16 @@ describe('EWS sessions through the HTTP API', () => {
     const idp2: FakeIdentity = await startFakeIdentity({ users: {}, clients: { [APPS.server.id]: { secret: APPS.server.secret }, [APPS.bot.id]: { secret: APPS.bot.secret } } });
     t.after(() => idp2.close());
     // the server trusts only outlook.office365.com for its secret (the default); the fake EWS is caller-named
-    const a = await app(t, { MSB_EWS_CLIENT_ID: APPS.server.id, MSB_EWS_CLIENT_SECRET: APPS.server.secret });
+    const a = await app(t, { MSB_MICROSOFT_CLIENT_ID: APPS.server.id, MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret });
     const before = world.idp.tokenRequests.length;
     const appOnly = { type: 'ews', url: world.ews.url, username: USERS.shared.name };
     const refused = await create(a, { ...appOnly, name: 'steal-1', auth: { type: 'oauth2', flow: 'clientCredentials' } });
-    assert.match(String(assertProblem(refused, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_EWS_TRUSTED_HOSTS/);
+    assert.match(String(assertProblem(refused, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_MICROSOFT_TRUSTED_HOSTS/);
     const delegated = await create(a, { ...appOnly, name: 'steal-2', username: USERS.alice.name, password: USERS.alice.password, auth: { type: 'oauth2', flow: 'password' } });
     assertProblem(delegated, 'OAUTH_CLIENT_SECRET_REQUIRED');
 
     // a caller-named authority, even with a trusted EWS host
-    const b = await app(t, { MSB_EWS_CLIENT_ID: APPS.server.id, MSB_EWS_CLIENT_SECRET: APPS.server.secret, MSB_EWS_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` });
+    const b = await app(t, { MSB_MICROSOFT_CLIENT_ID: APPS.server.id, MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret, MSB_MICROSOFT_TRUSTED_HOSTS: `127.0.0.1:${world.ews.port}` });
     const viaIdp2 = await create(b, { ...appOnly, name: 'steal-3', auth: { type: 'oauth2', flow: 'clientCredentials', authorityHost: idp2.host, tenantId: idp2.tenantId } });
     assert.match(String(assertProblem(viaIdp2, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_OAUTH_AUTHORITY_HOST/);
 
@@ -246,7 +236,7 @@ describe('EWS sessions through the HTTP API', () => {
   });
 
   test('invalid combinations are refused before connecting', async (t) => {
-    const a = await app(t, { MSB_EWS_TENANT_ID: '' });
+    const a = await app(t, { MSB_MICROSOFT_TENANT_ID: '' });
     // schema errors are 400 VALIDATION_ERROR; fields that do not fit together are 422 INVALID_SETTINGS
     const cases: [Record<string, unknown>, string, 'VALIDATION_ERROR' | 'INVALID_SETTINGS'][] = [
       [{ ...basic('v1'), password: undefined }, '/body/password', 'INVALID_SETTINGS'],
@@ -265,7 +255,7 @@ describe('EWS sessions through the HTTP API', () => {
       const paths = (problem.errors as { path: string }[]).map((e) => e.path);
       assert.ok(paths.includes(path), `${JSON.stringify(payload)}: ${paths.join(', ')}`);
     }
-    const b = await app(t, { MSB_EWS_CLIENT_ID: '' });
+    const b = await app(t, { MSB_MICROSOFT_CLIENT_ID: '' });
     const noClient = await create(b, { ...basic('v10'), password: undefined, auth: { type: 'oauth2' } });
     assert.ok((assertProblem(noClient, 'INVALID_SETTINGS').errors as { path: string }[]).some((e) => e.path === '/body/auth/clientId'));
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build, type TestApp } from '../helper.js';
+import { recorder, type TestApp } from '../helper.js';
 import { assertInvalidBody, assertProblem } from '../problem-assert.js';
 import { startFakeGraph } from '../harness/fake-graph.js';
 import { startFakeIdentity } from '../harness/fake-identity.js';
@@ -26,18 +26,7 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
   /** Graph requests of the sessions themselves, without the delta query with which they start watching the Inbox. */
   const calls = () => world.graph.requests.filter((r) => !r.path.endsWith('/messages/delta'));
 
-  async function app(t: Parameters<typeof build>[0], env: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<App> {
-    const built = await build(t, { ...world.env, ...env }, secretEnv);
-    logSets.push(built.logs);
-    return built.app;
-  }
-
-  async function call(a: App, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) {
-    const res = await a.inject({ method, url, ...(payload ? { payload } : {}) });
-    bodies.push(res.body);
-    return res;
-  }
-  const create = (a: App, body: Record<string, unknown>) => call(a, 'POST', '/v1/sessions', body);
+  const { app, call, create } = recorder(() => world.env, { logSets, bodies });
   const counts = (s: { mailbox: { name: string; messages: number; unseen: number } }) => [s.mailbox.name, s.mailbox.messages, s.mailbox.unseen];
   /** The path and query of the redirect the identity provider sends the browser to. */
   const local = (redirect: string) => {
@@ -343,7 +332,7 @@ describe('outlook sessions (Microsoft Graph) through the HTTP API', () => {
       const paths = (problem.errors as { path: string }[]).map((e) => e.path);
       assert.ok(paths.includes(path), `${JSON.stringify(extra)}: ${paths.join(', ')}`);
     }
-    const b = await app(t, { MSB_GRAPH_CLIENT_ID: '', MSB_GRAPH_CLIENT_SECRET: '' });
+    const b = await app(t, { MSB_MICROSOFT_CLIENT_ID: '', MSB_MICROSOFT_CLIENT_SECRET: '' });
     const noClient = assertInvalidBody(await create(b, { name: 'v', type: 'outlook' }));
     assert.ok((noClient.errors as { path: string }[]).some((e) => e.path === '/body/auth/clientId'));
     const noSecret = await create(b, { name: 'v', type: 'outlook', mailbox: USERS.bob.name, auth: { clientId: APPS.public.id } });

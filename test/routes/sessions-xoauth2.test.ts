@@ -6,12 +6,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { xoauth2Payload } from '../../src/connectors/pop3/sasl.js';
-import { build, type TestApp } from '../helper.js';
+import { build, recorder, type TestApp } from '../helper.js';
 import { assertInvalidBody, assertProblem } from '../problem-assert.js';
-import { makeCerts, type TestCerts } from '../harness/certs.js';
+import type { TestCerts } from '../harness/certs.js';
 import { startDovecot, type DovecotServer } from '../harness/dovecot.js';
-import { APPS, USERS, assertNoSecrets } from '../harness/ews-world.js';
-import { startFakeIdentity, type FakeIdentity } from '../harness/fake-identity.js';
+import type { FakeIdentity } from '../harness/fake-identity.js';
+import { APPS, USERS, assertNoSecrets, startMicrosoftIdentity } from '../harness/microsoft-world.js';
 import { startFakeTokenEndpoint, startIntrospection, type FakeTokenEndpoint, type IntrospectionEndpoint } from '../harness/fake-oauth-provider.js';
 import { signInOverHttp } from '../harness/sign-in.js';
 import { startTcpProxy } from '../harness/tcp-tools.js';
@@ -39,11 +39,8 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
   const bodies: string[] = [];
 
   before(async () => {
-    certs = await makeCerts();
-    const users = Object.fromEntries(
-      Object.values(USERS).map((u) => [u.name, u.name === USERS.mfa.name ? { password: u.password, mfa: 50076 as const } : { password: u.password }]),
-    );
-    idp = await startFakeIdentity({ users, clients: { [APPS.public.id]: {}, [APPS.server.id]: { secret: APPS.server.secret } } });
+    const microsoft = await startMicrosoftIdentity();
+    ({ certs, idp } = microsoft);
     generic = await startFakeTokenEndpoint({ clients: { [GENERIC.id]: GENERIC.secret }, appUser: USERS.shared.name });
     // app-only Microsoft tokens stand for the shared mailbox, as an Exchange service principal granted to it would
     introspection = await startIntrospection((token) => {
@@ -56,12 +53,10 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
     for (let i = 0; i < 2; i++) await dovecot.deliver(USERS.alice.name, `From: a@example.test\nTo: ${USERS.alice.name}\nSubject: ${i}\n\nhello\n`);
     await dovecot.deliver(USERS.shared.name, `From: a@example.test\nTo: ${USERS.shared.name}\nSubject: s\n\nhello\n`);
     env = {
-      MSB_EXTRA_CA_FILE: certs.caFile,
-      MSB_OAUTH_AUTHORITY_HOST: idp.host,
-      MSB_GRAPH_TENANT_ID: idp.tenantId,
-      MSB_GRAPH_CLIENT_ID: APPS.server.id,
-      MSB_GRAPH_CLIENT_SECRET: APPS.server.secret,
-      MSB_MAIL_OAUTH_TRUSTED_HOSTS: '127.0.0.1',
+      ...microsoft.env,
+      MSB_MICROSOFT_CLIENT_ID: APPS.server.id,
+      MSB_MICROSOFT_CLIENT_SECRET: APPS.server.secret,
+      MSB_MICROSOFT_TRUSTED_HOSTS: '127.0.0.1',
     };
   });
   after(async () => {
@@ -71,17 +66,7 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
     await idp?.close();
   });
 
-  async function app(t: Parameters<typeof build>[0], extra: Record<string, string> = {}, secretEnv: Record<string, string> = {}): Promise<App> {
-    const built = await build(t, { ...env, ...extra }, secretEnv);
-    logSets.push(built.logs);
-    return built.app;
-  }
-  async function call(a: App, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) {
-    const res = await a.inject({ method, url, ...(payload ? { payload } : {}) });
-    bodies.push(res.body);
-    return res;
-  }
-  const create = (a: App, body: Record<string, unknown>) => call(a, 'POST', '/v1/sessions', body);
+  const { app, call, create } = recorder(() => env, { logSets, bodies });
   const mail = (type: 'imap' | 'pop3', name: string, username: string, auth: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
     name, type, host: '127.0.0.1', port: type === 'imap' ? dovecot.ports.imaps : dovecot.ports.pop3s, username, auth: { type: 'oauth2', ...auth }, ...extra,
   });
@@ -290,10 +275,10 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
       assert.ok(paths.includes(path), `${JSON.stringify(payload)}: ${paths.join(', ')}`);
     }
     // the server's secret goes to trusted mail hosts only
-    const b = await app(t, { MSB_MAIL_OAUTH_TRUSTED_HOSTS: 'outlook.office365.com' });
+    const b = await app(t, { MSB_MICROSOFT_TRUSTED_HOSTS: 'outlook.office365.com' });
     const before = idp.tokenRequests.length;
     const untrusted = await create(b, mail('imap', 'steal', USERS.shared.name, { flow: 'clientCredentials' }));
-    assert.match(String(assertProblem(untrusted, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_MAIL_OAUTH_TRUSTED_HOSTS/);
+    assert.match(String(assertProblem(untrusted, 'OAUTH_CLIENT_SECRET_REQUIRED').detail), /MSB_MICROSOFT_TRUSTED_HOSTS/);
     assert.equal(idp.tokenRequests.length, before);
   });
 

@@ -5,6 +5,7 @@ import { scrubbingLogger } from '../../logger.js';
 import { passwordForms } from '../../security/redact.js';
 import type { MailServerSettings } from '../mail-server-settings.js';
 import { toImapError } from './errors.js';
+import { EXPECTED_MAIL_FAILURES } from '../../net/errors.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import type { MessageReader } from '../../domain/mail.js';
@@ -80,7 +81,7 @@ export class ImapConnector implements Connector {
       tls,
       auth: this.#token ? { user: s.username, accessToken: this.#token.reveal() } : { user: s.username, pass: s.password?.reveal() ?? '' },
       // imapflow logs what the server says (a refused LOGIN's text at error level), which may echo the password
-      logger: scrubbingLogger(this.#ctx.logger, () => this.#secrets()),
+      logger: scrubbingLogger(this.#ctx.logger, () => this.#secrets(), (err) => EXPECTED_MAIL_FAILURES.has(toImapError(err, this.#errorContext()).code)),
       connectionTimeout: s.timeouts.connectMs,
       greetingTimeout: s.timeouts.connectMs,
       // nothing stays selected, so imapflow never IDLEs; the session's keepalive does the talking
