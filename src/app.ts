@@ -54,7 +54,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the service without listening. Only src/server.ts listens. */
 /** Liveness and readiness paths, which are not request-logged. */
-const PROBES = new Set(['/health', '/ready']);
 
 export async function buildApp(config: Config, deps: AppDependencies = {}) {
   const logger = deps.logger ?? createLogger(config);
@@ -71,8 +70,6 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
       connectionsCheckingInterval: Math.min(1000, config.MSB_HEADERS_TIMEOUT_MS),
     },
     requestIdHeader: false,
-    // probes come every few seconds: two info lines each would drown the log (their failures still are logged)
-    disableRequestLogging: (req: { url?: string }) => PROBES.has((req.url ?? '').split('?')[0]!),
     // a caller's request id is kept only when it is short and plain; otherwise a fresh one is made
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

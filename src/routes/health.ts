@@ -24,6 +24,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
   app.get(
     '/health',
     {
+      // probes come every few seconds: the two info lines of each would drown the log; warnings still show
+      logLevel: 'warn',
       schema: {
         operationId: 'getHealth',
         tags: ['operations'],
@@ -38,6 +40,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
   app.get(
     '/ready',
     {
+      // probes come every few seconds: the two info lines of each would drown the log; warnings still show
+      logLevel: 'warn',
       schema: {
         operationId: 'getReady',
         tags: ['operations'],
