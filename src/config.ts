@@ -74,8 +74,32 @@ export const ConfigSchema = Type.Object({
   MSB_CLAIM_KEYWORD: Type.String({ pattern: '^\\$?[A-Za-z0-9_.-]{1,64}$', default: '$Processed', description: 'What marks a message done by a work claim on the server: an IMAP keyword, an EWS/Graph category of this name.' }),
   MSB_CLAIM_MAX_FINISHED: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000, description: 'Finished message ids remembered per session in the process (what keeps done messages from being claimed again where the server has no keywords: POP3).' }),
   MSB_SESSION_STORE_FILE: Type.String({ default: '', description: 'File that keeps session definitions (secrets included) across restarts, encrypted with MSB_SESSION_STORE_KEY; a restarted service restores its sessions by itself. Empty: sessions live in memory only.' }),
-  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE: 32 random bytes in base64 (openssl rand -base64 32).' }),
+  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE, or of everything sessions keep in Redis (MSB_REDIS_URL): 32 random bytes in base64 (openssl rand -base64 32).' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
+  // Replicas on a shared Redis/Valkey (src/cluster/); without MSB_REDIS_URL nothing of this is used
+  MSB_REDIS_URL: Type.String({
+    pattern: '^(rediss?://[^\\s]+)?$',
+    default: '',
+    description:
+      'Redis or Valkey that replicas share: redis://[user:password@]host:port[/db], rediss:// for TLS. Sessions (sealed with MSB_SESSION_STORE_KEY), their owners, limits, idempotency keys, OAuth2 states and tokens, work claims and the reconnect rate cap then live there. Empty: one process, sessions in memory (or MSB_SESSION_STORE_FILE).',
+  }),
+  MSB_REDIS_CA_FILE: Type.String({ default: '', description: 'PEM file of the CA(s) that signed the Redis server certificate (rediss://), in addition to Node\'s roots.' }),
+  MSB_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$', default: 'msb:', description: 'Prefix of every Redis key and channel, so that several deployments can share one Redis.' }),
+  MSB_REPLICA_URL: Type.String({
+    pattern: '^(https?://[^/?#\\s]+)?$',
+    default: '',
+    description: 'Base URL at which the other replicas reach this one (e.g. http://10.0.0.5:3000). Empty: http://<host name>:<PORT>.',
+  }),
+  MSB_REPLICA_SECRET: Type.String({
+    default: '',
+    description: 'Shared secret of the replicas (at least 32 characters): requests forwarded between replicas are signed with it, and a forwarded caller is believed only with a valid signature.',
+  }),
+  MSB_LEASE_TTL_MS: Type.Integer({
+    minimum: 1000,
+    maximum: 300_000,
+    default: 15_000,
+    description: 'Lifetime of a replica\'s lease on a session (and of its heartbeat); renewed every third of it. A dead replica\'s sessions move after this plus a fifth of it.',
+  }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({
     pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$',
@@ -160,8 +184,25 @@ function checkCombinations(config: Config): void {
   if (config.MSB_AUTH === 'none' && keys) {
     throw new ConfigError('invalid configuration: MSB_AUTH=none and MSB_API_KEYS are both set: MSB_AUTH=none would ignore the keys; remove MSB_AUTH=none (or set MSB_AUTH=keys) to use them, or remove MSB_API_KEYS for development');
   }
-  if ((config.MSB_SESSION_STORE_FILE === '') !== (config.MSB_SESSION_STORE_KEY === '')) {
-    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
+  if (config.MSB_SESSION_STORE_FILE !== '' && config.MSB_SESSION_STORE_KEY === '') {
+    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE needs MSB_SESSION_STORE_KEY: set both to keep sessions across restarts, or neither');
+  }
+  if (config.MSB_SESSION_STORE_KEY !== '' && config.MSB_SESSION_STORE_FILE === '' && config.MSB_REDIS_URL === '') {
+    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_KEY is set without MSB_SESSION_STORE_FILE or MSB_REDIS_URL: it would keep nothing; set where sessions are kept, or remove the key');
+  }
+  if (config.MSB_REDIS_URL !== '') {
+    if (config.MSB_SESSION_STORE_KEY === '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL needs MSB_SESSION_STORE_KEY: every session is sealed with it before it goes to Redis (openssl rand -base64 32; the same key on every replica)');
+    }
+    if (config.MSB_SESSION_STORE_FILE !== '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL and MSB_SESSION_STORE_FILE are both set: sessions are kept in one place, Redis or the file; remove MSB_SESSION_STORE_FILE');
+    }
+    if (config.MSB_TOKEN_CACHE_FILE !== '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL and MSB_TOKEN_CACHE_FILE are both set: with Redis the OAuth2 token cache is kept there (sealed with MSB_SESSION_STORE_KEY), so that every replica reads it; remove MSB_TOKEN_CACHE_FILE');
+    }
+    if (config.MSB_REPLICA_SECRET.length < 32) {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL needs MSB_REPLICA_SECRET, at least 32 characters and the same on every replica (openssl rand -base64 32): replicas sign the requests they forward to each other with it');
+    }
   }
   if (config.MSB_HEADERS_TIMEOUT_MS > config.MSB_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(
