@@ -65,7 +65,13 @@ const IDLE_MS = 300_000;
  */
 export class Forwarder {
   readonly #signer: ReplicaSigner;
-  readonly #agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+  // idle sockets are dropped well before the peer's keep-alive timeout (Fastify: 72 s), which would otherwise
+  // close one just as a request goes out on it; beyond 64 calls at once to one peer they queue here, so a
+  // busy replica does not take a peer's MSB_MAX_CONNECTIONS
+  readonly #agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 }),
+  };
   readonly #inflight = new Map<string, Set<ClientRequest>>();
 
   constructor(signer: ReplicaSigner) {
@@ -89,7 +95,14 @@ export class Forwarder {
     } else {
       delete headers['content-type'];
     }
-    const upstream = await this.#send(url, request.method, headers, body, target.id, reply);
+    let upstream: IncomingMessage;
+    try {
+      upstream = await this.#send(url, request.method, headers, body, target.id, reply);
+    } catch (err) {
+      // a kept-alive socket the peer closed at that very moment: a read is safely sent once more
+      if (!(err instanceof StaleSocket) || (request.method !== 'GET' && request.method !== 'HEAD')) throw err instanceof StaleSocket ? err.error : err;
+      upstream = await this.#send(url, request.method, headers, body, target.id, reply);
+    }
     reply.code(upstream.statusCode ?? 502);
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value !== undefined && !NOT_RETURNED.has(name)) reply.header(name, value);
@@ -131,7 +144,8 @@ export class Forwarder {
       });
       call.once('error', (err) => {
         done();
-        reject(isAppErrorLike(err) ? err : new AppError('SESSION_RECONNECTING', 'the replica holding this session could not be reached; it is moving to another one', { retryAfterSeconds: 2 }));
+        const error = isAppErrorLike(err) ? err : new AppError('SESSION_RECONNECTING', 'the replica holding this session could not be reached; it is moving to another one', { retryAfterSeconds: 2 });
+        reject(call.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? new StaleSocket(error) : error);
       });
       // the caller went away: so does the forwarded call
       reply.raw.once('close', () => {
@@ -139,6 +153,13 @@ export class Forwarder {
       });
       call.end(body);
     });
+  }
+}
+
+/** A request that failed on a kept-alive socket before any answer: the peer had closed it. */
+class StaleSocket extends Error {
+  constructor(readonly error: AppError) {
+    super(error.message);
   }
 }
 

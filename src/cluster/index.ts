@@ -34,6 +34,12 @@ function replicaId(): string {
   return `${host}-${randomBytes(3).toString('hex')}`;
 }
 
+/** http://<HOST>:<PORT> when the service listens on one address, else the host name (every interface). */
+function defaultUrl(config: Config): string {
+  const host = ['', '0.0.0.0', '::', '[::]'].includes(config.HOST) ? os.hostname() : config.HOST;
+  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${config.PORT}`;
+}
+
 export interface ClusterAttachment {
   pool: SessionPool;
   events: EventHub;
@@ -70,7 +76,7 @@ export class Cluster {
   constructor(config: Config, logger: Logger) {
     this.#config = config;
     const id = replicaId();
-    const url = (config.MSB_REPLICA_URL || `http://${os.hostname()}:${config.PORT}`).replace(/\/+$/, '');
+    const url = (config.MSB_REPLICA_URL || defaultUrl(config)).replace(/\/+$/, '');
     this.#logger = logger.child({ component: 'cluster', replica: id });
     this.redis = new RedisConnection(config, this.#logger, id);
     this.#sealer = new Sealer(Buffer.from(config.MSB_SESSION_STORE_KEY, 'base64'));
