@@ -182,7 +182,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const ewsKind: SessionKind = {
   types: ['ews'],
-  capabilities: { ews: ['reader'] },
+  capabilities: { ews: ['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger', 'watcher'] },
   bodies: [EwsBody],
   prepare,
 };

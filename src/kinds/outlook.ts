@@ -103,9 +103,15 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
   const other = mailbox !== undefined && (flow === 'clientCredentials' || mailbox !== body.username?.toLowerCase());
   const mailboxUrl = `${origin.origin}/v1.0/${other ? `users/${encodeURIComponent(mailbox!)}` : 'me'}`;
   const inboxUrl = `${mailboxUrl}/mailFolders/inbox`;
-  // Mail.ReadWrite: reading with markAsRead changes the read status (README, "Outlook"). msal-node adds
-  // offline_access (the refresh token), openid and profile to the delegated requests by itself.
-  const scopes = flow === 'clientCredentials' ? [`${origin.origin}/.default`] : [`${origin.origin}/${other ? 'Mail.ReadWrite.Shared' : 'Mail.ReadWrite'}`];
+  // Mail.ReadWrite: markAsRead and the changes (README, "Outlook"); Mail.Send: send, reply, forward (a
+  // tenant that consented before sending existed consents again). msal-node adds offline_access (the
+  // refresh token), openid and profile to the delegated requests by itself.
+  const scopes =
+    flow === 'clientCredentials'
+      ? [`${origin.origin}/.default`]
+      : other
+        ? [`${origin.origin}/Mail.ReadWrite.Shared`, `${origin.origin}/Mail.Send.Shared`]
+        : [`${origin.origin}/Mail.ReadWrite`, `${origin.origin}/Mail.Send`];
   const app = resolveMicrosoftApp(
     {
       auth,
@@ -185,7 +191,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const outlookKind: SessionKind = {
   types: ['outlook'],
-  capabilities: { outlook: ['reader'] },
+  capabilities: { outlook: ['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger', 'watcher'] },
   bodies: [OutlookBody],
   prepare,
 };

@@ -4,7 +4,9 @@ import pino from 'pino';
 import { GraphConnector } from '../../src/connectors/graph/connection.js';
 import { toGraphError } from '../../src/connectors/graph/errors.js';
 import { MailboxLimiter } from '../../src/connectors/graph/mailbox-limiter.js';
+import { commentOf } from '../../src/connectors/graph/send.js';
 import { buildFilter, decodeCursor, encodeCursor, pagingOf, queryFingerprint } from '../../src/connectors/graph/query.js';
+import type { Connector } from '../../src/domain/connector.js';
 import type { ListQuery } from '../../src/domain/mail.js';
 import { Secret } from '../../src/domain/secret.js';
 import { isAppError } from '../../src/errors.js';
@@ -18,6 +20,20 @@ test('$filter: receivedDateTime first, then status, subject and sender; quotes d
     buildFilter({ ...query, status: 'read', subject: ["l'été"], from: ['a', 'b'], since: new Date('2026-11-01T10:00:00.250Z'), before: new Date('2026-12-01') }, '2026-11-30T08:00:00Z'),
     "receivedDateTime ge 2026-11-01T10:00:00.250Z and receivedDateTime lt 2026-12-01T00:00:00Z and receivedDateTime le 2026-11-30T08:00:00Z and isRead eq true and contains(subject,'l''été') and (contains(from/emailAddress/address,'a') or contains(from/emailAddress/name,'a') or contains(from/emailAddress/address,'b') or contains(from/emailAddress/name,'b'))",
   );
+});
+
+test('withoutKeyword: a lambda on categories after the receivedDateTime clauses; a cursor of such a listing is its own', () => {
+  assert.equal(
+    buildFilter({ ...query, status: 'unread', withoutKeyword: "$Processed" }),
+    "receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false and not(categories/any(c:c eq '$Processed'))",
+  );
+  assert.notEqual(queryFingerprint({ ...query, withoutKeyword: '$Processed' }), queryFingerprint(query));
+});
+
+test('the comment of a reply or forward is HTML: the html as given, the text escaped with its line breaks', () => {
+  assert.equal(commentOf({ text: 'a < b & "c"\r\nnext', html: null }), 'a &lt; b &amp; &quot;c&quot;<br>next');
+  assert.equal(commentOf({ text: 'ignored', html: '<p>hi</p>' }), '<p>hi</p>');
+  assert.equal(commentOf({ text: null, html: null }), '');
 });
 
 test('a cursor round-trips, stays URL-safe and short, and belongs to its query', () => {
@@ -65,6 +81,29 @@ test('the mailbox limiter: 4 at a time per key, waiters in order, a waiter gives
   assert.equal(limiter.active('k'), 0);
 });
 
+test('the mailbox limiter: a batch takes several slots at once, in turn, never overtaken by single requests', async () => {
+  const limiter = new MailboxLimiter(4);
+  const far = Date.now() + 60_000;
+  const one = await limiter.acquire('k', far);
+  const order: string[] = [];
+  const batch = limiter.acquire('k', far, 4).then((r) => (order.push('batch'), r));
+  const single = limiter.acquire('k', far).then((r) => (order.push('single'), r));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(order, [], 'the batch waits for all 4; the single request waits behind it');
+  one!();
+  const release = await batch;
+  assert.equal(limiter.active('k'), 4);
+  assert.deepEqual(order, ['batch']);
+  release!();
+  (await single)!();
+  assert.deepEqual(order, ['batch', 'single']);
+  assert.equal(limiter.active('k'), 0);
+  assert.ok(await limiter.acquire('k', far, 99), 'a weight above the capacity takes the whole capacity');
+  const late = limiter.acquire('k', Date.now() + 20, 2);
+  assert.equal(await late, undefined, 'gives up at its deadline');
+  assert.equal(limiter.active('k'), 4);
+});
+
 test('item-level Graph answers: not-found codes for the item, never the mailbox', () => {
   const where = { host: 'graph.microsoft.com', port: 443, mailbox: 'me' };
   assert.equal(toGraphError({ ...where, status: 404, graphCode: 'ErrorItemNotFound', item: 'message' }).code, 'MESSAGE_NOT_FOUND');
@@ -80,13 +119,13 @@ test('item-level Graph answers: not-found codes for the item, never the mailbox'
 test('the outlook kind declares the capabilities its connector has', () => {
   const tokens = { token: async () => new Secret('t'), close: () => {} };
   const ctx = { logger: pino({ level: 'silent' }), outbound: {} as never, onDrop: () => {}, resume: async () => {} };
-  const connector = new GraphConnector(
+  const connector: Connector = new GraphConnector(
     { host: 'graph.test', port: 443, mailbox: 'me', inboxUrl: 'https://graph.test/v1.0/me/mailFolders/inbox', mailboxUrl: 'https://graph.test/v1.0/me', extraCaFile: '', timeouts: { connectMs: 1000, commandMs: 1000 }, maxAttempts: 1, parseMaxBytes: 1000 },
     ctx,
     tokens,
     new MailboxLimiter(),
   );
-  for (const capability of ['reader'] as const) {
+  for (const capability of ['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger', 'watcher'] as const) {
     assert.equal(connector[capability] !== undefined, outlookKind.capabilities.outlook!.includes(capability), capability);
   }
 });

@@ -1,10 +1,14 @@
 // The mail operations of the fake EWS, in Exchange's SOAP: GetFolder (several ids, distinguished or not),
 // FindFolder (shallow/deep, a DisplayName restriction, indexed paging), FindItem (restrictions, sort order,
 // indexed paging, at most `maxFindCount` entries a page as EWSFindCountLimit does), GetItem (the requested
-// properties only, BodyType, MaximumBodySize, MimeContent), GetAttachment and UpdateItem (IsRead). Item errors
-// answer as Exchange does: HTTP 200 with ResponseClass="Error" in the response message.
+// properties only, BodyType, MaximumBodySize, MimeContent) and GetAttachment; the changes (UpdateItem,
+// MoveItem, DeleteItem, SyncFolderItems) are in fake-ews-changes.ts, sending (CreateItem, CreateAttachment,
+// SendItem) in fake-ews-send.ts. Item errors answer as Exchange does: HTTP 200 with ResponseClass="Error"
+// in the response message.
 import { XMLParser } from 'fast-xml-parser';
 import { FakeMailbox, isWellFormedId, tieBreak, type FakeAddress, type FakeAttachment, type FakeFolder, type FakeMessage } from './fake-ews-store.js';
+import { answerChange } from './fake-ews-changes.js';
+import { answerSend } from './fake-ews-send.js';
 
 type Node = Record<string, unknown>;
 
@@ -44,18 +48,26 @@ export function attr(node: unknown, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** The text of an element whose schema type is a string: an element inside it is a schema violation, as on Exchange. */
+export function stringOf(node: unknown, what: string): string {
+  if (node && typeof node === 'object' && Object.keys(node).some((k) => !k.startsWith('@') && k !== '#text')) {
+    throw new SoapFault('ErrorSchemaValidation', `The element ${what} has invalid child elements (was its text escaped?).`);
+  }
+  return textOf(node);
+}
+
 export function textOf(node: unknown): string {
   if (typeof node === 'string') return node;
   const t = (node as Node | undefined)?.['#text'];
   return typeof t === 'string' ? t : '';
 }
 
-function esc(text: string): string {
+export function esc(text: string): string {
   // XML 1.0 has no place for most control characters: Exchange drops them too
   return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 
-const M = 'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"';
+export const M = 'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"';
 
 /** A SOAP fault the dispatcher turns into HTTP 500 (a request Exchange refuses whole). */
 export class SoapFault extends Error {
@@ -64,13 +76,14 @@ export class SoapFault extends Error {
   }
 }
 
-class ItemError extends Error {
+/** An item's error: answered inside HTTP 200 as ResponseClass="Error" for that item only. */
+export class ItemError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
   }
 }
 
-function responseMessage(op: string, inner: () => string): string {
+export function responseMessage(op: string, inner: () => string): string {
   try {
     return `<m:${op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>${inner()}</m:${op}ResponseMessage>`;
   } catch (err) {
@@ -79,33 +92,36 @@ function responseMessage(op: string, inner: () => string): string {
   }
 }
 
-function wrap(op: string, messages: string[]): string {
+export function wrap(op: string, messages: string[]): string {
   return `<m:${op}Response ${M}><m:ResponseMessages>${messages.join('')}</m:ResponseMessages></m:${op}Response>`;
 }
 
 const seconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
 /** What a request asked for: FieldURIs and extended property tags. */
-interface Shape {
+export interface Shape {
   fields: Set<string>;
   tags: Set<number>;
+  /** Named properties (PublicStrings) by name. */
+  names: Set<string>;
   bodyType: string;
   maxBodyKb: number | undefined;
 }
 
-function shapeOf(shape: Node | undefined): Shape {
+export function shapeOf(shape: Node | undefined): Shape {
   const extra = first(shape, 'AdditionalProperties');
   const maxBody = textOf(first(shape, 'MaximumBodySize'));
   return {
     fields: new Set(all(extra, 'FieldURI').map((f) => attr(f, 'FieldURI') ?? '')),
-    tags: new Set(all(extra, 'ExtendedFieldURI').map((f) => Number(attr(f, 'PropertyTag')))),
+    tags: new Set(all(extra, 'ExtendedFieldURI').filter((f) => attr(f, 'PropertyTag') !== undefined).map((f) => Number(attr(f, 'PropertyTag')))),
+    names: new Set(all(extra, 'ExtendedFieldURI').map((f) => attr(f, 'PropertyName')).filter((n): n is string => n !== undefined)),
     bodyType: textOf(first(shape, 'BodyType')) || 'Best',
     maxBodyKb: maxBody ? Number(maxBody) : undefined,
   };
 }
 
 /** The value of a property a restriction or sort names. */
-function valueOf(target: Node, path: Node): string | number | boolean | null {
+function valueOf(target: Node, path: Node): string | string[] | number | boolean | null {
   const field = first(path, 'FieldURI');
   const ext = first(path, 'ExtendedFieldURI');
   const m = target as unknown as FakeMessage & FakeFolder;
@@ -115,9 +131,12 @@ function valueOf(target: Node, path: Node): string | number | boolean | null {
     if (uri === 'message:IsRead') return m.isRead;
     if (uri === 'item:DateTimeReceived') return m.receivedMs;
     if (uri === 'folder:DisplayName') return m.name;
+    if (uri === 'item:Categories') return m.categories;
     throw new SoapFault('ErrorUnsupportedPathForQuery', `The property ${uri} cannot be used in a restriction here.`);
   }
   if (ext) {
+    const name = attr(ext, 'PropertyName');
+    if (name !== undefined) return m.named?.[name] ?? null;
     const tag = Number(attr(ext, 'PropertyTag'));
     if (tag === 0x42) return m.from?.name ?? null;
     if (tag === 0x65 || tag === 0x5d02) return m.from?.address ?? null;
@@ -134,8 +153,10 @@ function constant(node: Node): string {
   return v;
 }
 
-function compare(actual: string | number | boolean | null, expected: string): number | undefined {
+function compare(actual: string | string[] | number | boolean | null, expected: string): number | undefined {
   if (actual === null) return undefined;
+  // the service restricts the multi-valued Categories with Contains only; the fake evaluates nothing else on it
+  if (Array.isArray(actual)) throw new SoapFault('ErrorUnsupportedPathForQuery', 'The fake evaluates item:Categories in Contains only.');
   if (typeof actual === 'boolean') return actual === (expected === 'true') ? 0 : 1;
   if (typeof actual === 'number') {
     const e = /^\d{4}-/.test(expected) ? Date.parse(expected) : Number(expected);
@@ -158,11 +179,15 @@ export function matches(target: Node, kind: string, node: Node): boolean {
     case 'Contains': {
       const v = valueOf(target, node);
       const want = attr(first(node, 'Constant'), 'Value') ?? '';
-      if (typeof v !== 'string') return false;
       const ignore = /IgnoreCase/.test(attr(node, 'ContainmentComparison') ?? '');
-      const [hay, needle] = ignore ? [v.toLowerCase(), want.toLowerCase()] : [v, want];
       const mode = attr(node, 'ContainmentMode') ?? 'FullString';
-      return mode === 'Substring' ? hay.includes(needle) : mode === 'Prefixed' ? hay.startsWith(needle) : hay === needle;
+      const one = (value: string) => {
+        const [hay, needle] = ignore ? [value.toLowerCase(), want.toLowerCase()] : [value, want];
+        return mode === 'Substring' ? hay.includes(needle) : mode === 'Prefixed' ? hay.startsWith(needle) : hay === needle;
+      };
+      // a multi-valued property (Categories) matches when any of its values does, as Exchange evaluates it
+      if (Array.isArray(v)) return v.some(one);
+      return typeof v === 'string' && one(v);
     }
     case 'IsEqualTo':
     case 'IsNotEqualTo':
@@ -200,11 +225,11 @@ function pageOf<T>(list: T[], p: { offset: number; size: number; fromEnd: boolea
   return { page, attrs: `IndexedPagingOffset="${start + page.length}" TotalItemsInView="${list.length}" IncludesLastItemInRange="${last}"` };
 }
 
-function mailbox(m: FakeAddress): string {
+export function mailbox(m: FakeAddress): string {
   return `<t:Mailbox><t:Name>${esc(m.name)}</t:Name><t:EmailAddress>${esc(m.address)}</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType><t:MailboxType>OneOff</t:MailboxType></t:Mailbox>`;
 }
 
-function attachmentXml(a: FakeAttachment, withContent: boolean, mimeContent: boolean): string {
+export function attachmentXml(a: FakeAttachment, withContent: boolean, mimeContent: boolean): string {
   const head = `<t:AttachmentId Id="${esc(a.id)}"/><t:Name>${esc(a.name)}</t:Name><t:ContentType>${esc(a.contentType)}</t:ContentType>${a.contentId ? `<t:ContentId>${esc(a.contentId)}</t:ContentId>` : ''}<t:Size>${a.content.length}</t:Size><t:IsInline>${a.inline}</t:IsInline>`;
   if (a.isItem) {
     const item = withContent ? `<t:Message>${mimeContent ? `<t:MimeContent CharacterSet="UTF-8">${a.content.toString('base64')}</t:MimeContent>` : ''}<t:ItemId Id="${esc(a.id)}x" ChangeKey="CQAAAA=="/><t:Subject>${esc(a.name)}</t:Subject></t:Message>` : '';
@@ -220,7 +245,7 @@ function bodyXml(element: string, type: 'HTML' | 'Text', text: string, maxKb: nu
   return `<t:${element} BodyType="${type}" IsTruncated="${cut}">${esc(value)}</t:${element}>`;
 }
 
-function messageXml(m: FakeMessage, shape: Shape): string {
+export function messageXml(m: FakeMessage, shape: Shape): string {
   const f = shape.fields;
   const parts: string[] = [];
   if (f.has('item:MimeContent')) parts.push(`<t:MimeContent CharacterSet="UTF-8">${m.mime.toString('base64')}</t:MimeContent>`);
@@ -232,6 +257,7 @@ function messageXml(m: FakeMessage, shape: Shape): string {
     if (shape.bodyType === 'HTML' && m.html === null) parts.push(bodyXml('Body', 'HTML', `<html><body><pre>${esc(m.text ?? '')}</pre></body></html>`, shape.maxBodyKb));
     else parts.push(bodyXml('Body', html ? 'HTML' : 'Text', html ? m.html! : (m.text ?? ''), shape.maxBodyKb));
   }
+  if (f.has('item:Categories') && m.categories.length) parts.push(`<t:Categories>${m.categories.map((c) => `<t:String>${esc(c)}</t:String>`).join('')}</t:Categories>`);
   if (f.has('item:Attachments') && m.attachments.length) parts.push(`<t:Attachments>${m.attachments.map((a) => attachmentXml(a, false, false)).join('')}</t:Attachments>`);
   if (f.has('item:DateTimeReceived')) parts.push(`<t:DateTimeReceived>${seconds(m.receivedMs)}</t:DateTimeReceived>`);
   if (f.has('item:Size')) parts.push(`<t:Size>${m.mime.length}</t:Size>`);
@@ -245,10 +271,16 @@ function messageXml(m: FakeMessage, shape: Shape): string {
     const value = tag === 0x1090 ? m.flagStatus : tag === 0x1081 ? m.lastVerb : null;
     if (value !== null) parts.push(`<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x${tag.toString(16)}" PropertyType="Integer"/><t:Value>${value}</t:Value></t:ExtendedProperty>`);
   }
+  for (const name of shape.names) {
+    const value = m.named[name];
+    if (value !== undefined) parts.push(`<t:ExtendedProperty><t:ExtendedFieldURI DistinguishedPropertySetId="PublicStrings" PropertyName="${esc(name)}" PropertyType="String"/><t:Value>${esc(value)}</t:Value></t:ExtendedProperty>`);
+  }
   if (f.has('message:ToRecipients') && m.to.length) parts.push(`<t:ToRecipients>${m.to.map(mailbox).join('')}</t:ToRecipients>`);
   if (f.has('message:CcRecipients') && m.cc.length) parts.push(`<t:CcRecipients>${m.cc.map(mailbox).join('')}</t:CcRecipients>`);
+  if (f.has('message:BccRecipients') && m.bcc.length) parts.push(`<t:BccRecipients>${m.bcc.map(mailbox).join('')}</t:BccRecipients>`);
   if (f.has('message:IsRead')) parts.push(`<t:IsRead>${m.isRead}</t:IsRead>`);
   if (f.has('message:From') && m.from) parts.push(`<t:From>${mailbox(m.from)}</t:From>`);
+  if (f.has('message:ReplyTo') && m.replyTo.length) parts.push(`<t:ReplyTo>${m.replyTo.map(mailbox).join('')}</t:ReplyTo>`);
   if (f.has('message:InternetMessageId') && m.messageId) parts.push(`<t:InternetMessageId>${esc(m.messageId)}</t:InternetMessageId>`);
   if (f.has('item:InReplyTo') && m.inReplyTo) parts.push(`<t:InReplyTo>${esc(m.inReplyTo)}</t:InReplyTo>`);
   if (f.has('message:References') && m.references) parts.push(`<t:References>${esc(m.references)}</t:References>`);
@@ -270,7 +302,7 @@ function folderXml(box: FakeMailbox, f: FakeFolder, shape: Shape): string {
   return `<t:${el}>${parts.join('')}</t:${el}>`;
 }
 
-function folderFrom(box: FakeMailbox, node: Node, kind: string): FakeFolder {
+export function folderFrom(box: FakeMailbox, node: Node, kind: string): FakeFolder {
   const id = attr(node, 'Id') ?? '';
   const f = kind === 'DistinguishedFolderId' ? box.folders.find((x) => x.distinguished === id) : box.folders.find((x) => x.id === id);
   if (f) return f;
@@ -278,13 +310,13 @@ function folderFrom(box: FakeMailbox, node: Node, kind: string): FakeFolder {
   throw new ItemError('ErrorFolderNotFound', 'The specified folder could not be found in the store.');
 }
 
-function folderIds(box: FakeMailbox, parent: Node | undefined): (() => FakeFolder)[] {
+export function folderIds(box: FakeMailbox, parent: Node | undefined): (() => FakeFolder)[] {
   const out: (() => FakeFolder)[] = [];
   for (const kind of ['FolderId', 'DistinguishedFolderId']) for (const n of all(parent, kind)) out.push(() => folderFrom(box, n, kind));
   return out;
 }
 
-function itemFrom(box: FakeMailbox, node: Node | undefined): FakeMessage {
+export function itemFrom(box: FakeMailbox, node: Node | undefined): FakeMessage {
   const id = attr(node, 'Id') ?? '';
   if (!isWellFormedId(id)) throw new ItemError('ErrorInvalidIdMalformed', 'Id is malformed.');
   const m = box.message(id);
@@ -302,10 +334,18 @@ export interface MailOptions {
   maxFindCount: number;
   /** Counts requests, so that the order of same-second messages changes from one request to the next. */
   serial: number;
+  /** RequestServerVersion of the request (what the schema allows depends on it). */
+  version: string;
+  /** The mailbox's own address (the From of what it sends). */
+  owner: string;
+  /** Hands a sent message to the fake's other mailboxes (those it knows); answers whether one took it. */
+  deliver: (address: string, mime: Buffer) => Promise<boolean>;
+  /** Item ids that answer this error code (ResponseClass="Error") in UpdateItem, MoveItem and DeleteItem. */
+  itemErrors: Map<string, string>;
 }
 
 /** Answers one mail operation on `box`; returns the SOAP Body content. Throws SoapFault for a refused request. */
-export function answerMail(box: FakeMailbox, operation: string, op: Node, options: MailOptions): string {
+export async function answerMail(box: FakeMailbox, operation: string, op: Node, options: MailOptions): Promise<string> {
   switch (operation) {
     case 'GetFolder': {
       const shape = shapeOf(first(op, 'FolderShape'));
@@ -355,19 +395,11 @@ export function answerMail(box: FakeMailbox, operation: string, op: Node, option
         return `<m:Attachments>${attachmentXml(a, true, shape.fields.has('item:MimeContent'))}</m:Attachments>`;
       })));
     }
-    case 'UpdateItem': {
-      return wrap('UpdateItem', all(first(op, 'ItemChanges'), 'ItemChange').map((change) => responseMessage('UpdateItem', () => {
-        const m = itemFrom(box, first(change, 'ItemId'));
-        for (const set of all(first(change, 'Updates'), 'SetItemField')) {
-          const uri = attr(first(set, 'FieldURI'), 'FieldURI');
-          if (uri !== 'message:IsRead') throw new ItemError('ErrorInvalidPropertySet', `The fake updates message:IsRead only, not ${uri}.`);
-          m.isRead = textOf(first(first(set, 'Message'), 'IsRead')) === 'true';
-        }
-        m.changeKey = `${m.changeKey.slice(0, 8)}${Date.now().toString(36)}`;
-        return `<m:Items><t:Message><t:ItemId Id="${esc(m.id)}" ChangeKey="${esc(m.changeKey)}"/></t:Message></m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>`;
-      })));
-    }
     default:
-      throw new SoapFault('ErrorInvalidOperation', `The fake does not answer ${operation}.`);
+      return answerChange(box, operation, op, options) ?? (await answerSend(box, operation, op, options)) ?? unknown(operation);
   }
+}
+
+function unknown(operation: string): never {
+  throw new SoapFault('ErrorInvalidOperation', `The fake does not answer ${operation}.`);
 }

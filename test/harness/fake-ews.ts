@@ -10,6 +10,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { XMLValidator } from 'fast-xml-parser';
 import { makeCerts } from './certs.js';
 import { answerMail, SoapFault, parseSoap } from './fake-ews-mail.js';
 import { FakeMailbox } from './fake-ews-store.js';
@@ -82,6 +83,8 @@ export interface EwsRequestRecord {
 export interface MailHostility {
   /** Only this operation (e.g. "FindItem"); every mail operation when absent. */
   operation?: string;
+  /** Lets this many matching requests through first (then answers every later one so). */
+  after?: number;
   status: number;
   body: string;
 }
@@ -104,6 +107,10 @@ export interface FakeEws {
   maxFindCount: number;
   /** When set, every request gets this raw answer, whatever it asked (hostile mode). */
   hostile: HostileHttpAnswer | undefined;
+  /** Item ids that UpdateItem, MoveItem and DeleteItem refuse with this code (ResponseClass="Error"). */
+  itemErrors: Map<string, string>;
+  /** Runs before each mail operation is answered (e.g. to change a message under the service). */
+  beforeAnswer: ((operation: string, mailbox: FakeMailbox) => void | Promise<void>) | undefined;
   close(): Promise<void>;
 }
 
@@ -158,6 +165,8 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     emptyFolders: false,
     mailHostility: undefined as MailHostility | undefined,
     maxFindCount: 1000,
+    itemErrors: new Map<string, string>(),
+    beforeAnswer: undefined as FakeEws['beforeAnswer'],
     serial: 0,
     stores: new Map<string, FakeMailbox>(),
     hostile: undefined as HostileHttpAnswer | undefined,
@@ -249,17 +258,37 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     }
     const hostile = state.mailHostility;
     if (hostile && (!hostile.operation || hostile.operation === record.operation)) {
-      send(hostile.status, hostile.body);
-      return;
+      if (hostile.after && hostile.after > 0) hostile.after -= 1;
+      else {
+        send(hostile.status, hostile.body);
+        return;
+      }
     }
-    const soap = parseSoap(body);
+    // Exchange parses the request as XML first: an unescaped "&" or "<" anywhere (text or attribute) is refused whole
+    const wellFormed = XMLValidator.validate(body) === true && !/&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/.test(body);
+    const soap = wellFormed ? parseSoap(body) : undefined;
     if (!soap) {
       send(500, fault('ErrorSchemaValidation', 'The request failed schema validation.'));
       return;
     }
     try {
       state.serial += 1;
-      send(200, envelope(answerMail(store((mailbox ?? '').toLowerCase()), soap.operation, soap.node, { maxFindCount: state.maxFindCount, serial: state.serial })));
+      const box = store((mailbox ?? '').toLowerCase());
+      await state.beforeAnswer?.(soap.operation, box);
+      const options = {
+        maxFindCount: state.maxFindCount,
+        serial: state.serial,
+        version: record.version ?? 'Exchange2013',
+        owner: (mailbox ?? '').toLowerCase(),
+        itemErrors: state.itemErrors,
+        // delivery to the fake's own mailboxes: those it was given counts for
+        deliver: async (address: string, mime: Buffer) => {
+          if (!state.mailboxes[address.toLowerCase()]) return false;
+          await store(address).addMessage('inbox', mime);
+          return true;
+        },
+      };
+      send(200, envelope(await answerMail(box, soap.operation, soap.node, options)));
     } catch (err) {
       if (!(err instanceof SoapFault)) throw err;
       send(500, fault(err.code, err.message));
@@ -298,6 +327,13 @@ export async function startFakeEws(options: FakeEwsOptions = {}): Promise<FakeEw
     },
     set mailHostility(value) {
       state.mailHostility = value;
+    },
+    itemErrors: state.itemErrors,
+    get beforeAnswer() {
+      return state.beforeAnswer;
+    },
+    set beforeAnswer(value) {
+      state.beforeAnswer = value;
     },
     get maxFindCount() {
       return state.maxFindCount;

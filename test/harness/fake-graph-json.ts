@@ -1,12 +1,37 @@
 // The JSON of the fake Graph's resources, as Graph v1.0 shapes them: $select and $expand projections
 // (with the errors Graph gives for properties it does not know), Prefer: IdType and
 // outlook.body-content-type, and singleValueExtendedProperties of the MAPI tags it models.
+import { randomUUID } from 'node:crypto';
 import type { FakeAttachment, FakeFolder, FakeMailbox, FakeMessage } from './fake-graph-mailbox.js';
 
 export class ODataError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
+}
+
+/** One answer of the fake: status, headers, and a JSON body or bytes. */
+export interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  json?: unknown;
+  bytes?: Buffer;
+}
+
+/** An error answer in Graph's shape. */
+export function graphError(status: number, code: string, message: string, headers: Record<string, string> = {}): Reply {
+  return { status, headers, json: { error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } } };
+}
+
+/** A request body as JSON; Graph's error for one that is not. */
+export function parseBody(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = text.length ? JSON.parse(text) : {};
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // answered below
+  }
+  throw new ODataError(400, 'RequestBodyRead', 'Invalid JSON in the request body.');
 }
 
 export interface Representation {
@@ -144,17 +169,17 @@ export function messageJson(mb: FakeMailbox, m: FakeMessage, rep: Representation
     parentFolderId: m.folderId,
     conversationId: 'AAQkAGConv',
     isRead: m.isRead,
-    isDraft: false,
+    isDraft: m.isDraft,
     webLink: `https://outlook.office365.com/owa/?ItemID=${encodeURIComponent(m.immutableId)}`,
     body,
     sender: recipient(m.from),
     from: recipient(m.from),
     toRecipients: m.to.map(recipient),
     ccRecipients: m.cc.map(recipient),
-    bccRecipients: [],
-    replyTo: [],
+    bccRecipients: m.bcc.map(recipient),
+    replyTo: m.replyTo.map(recipient),
     flag: { flagStatus: m.flagged ? 'flagged' : 'notFlagged' },
-    categories: [],
+    categories: [...m.categories],
   };
   // Graph gives the transport headers only when they are selected
   const shaped = project(full, select, MESSAGE_PROPS, 'microsoft.graph.message');

@@ -1,8 +1,11 @@
 // One mailbox of the fake Graph: folders (with Graph's well-known names) and messages seeded from real
 // MIME, which mailparser reads the way Exchange would show it (subject, addresses, body as HTML or text,
-// transport headers, file and item attachments with isInline and contentId). Messages carry two ids
-// like Exchange's: an immutable one (Prefer: IdType="ImmutableId") that survives moves, and a "REST" id
-// that names the message in its current folder only. JSON shapes follow Graph v1.0.
+// transport headers, file and item attachments with isInline and contentId), or made from Graph's own
+// message JSON (drafts, sent mail: see fake-graph-compose.ts). Messages carry two ids like Exchange's: an
+// immutable one (Prefer: IdType="ImmutableId") that survives moves, and a "REST" id that names the
+// message in its current folder only. Every change is numbered, and a message that leaves a folder leaves
+// a tombstone there, which is what the delta query (fake-graph-delta.ts) reports. JSON shapes follow
+// Graph v1.0.
 import { createHash, randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 
@@ -23,15 +26,26 @@ export interface FakeAttachment {
   bytes: Buffer;
 }
 
+export interface FakeAddress {
+  name: string;
+  address: string;
+}
+
 export interface FakeMessage {
   immutableId: string;
   seq: number;
+  /** The number of the last change to it (created, moved in, updated): what delta reports by. */
+  changed: number;
   folderId: string;
   mime: Buffer;
   subject: string | null;
-  from: { name: string; address: string } | null;
-  to: { name: string; address: string }[];
-  cc: { name: string; address: string }[];
+  from: FakeAddress | null;
+  to: FakeAddress[];
+  cc: FakeAddress[];
+  bcc: FakeAddress[];
+  replyTo: FakeAddress[];
+  isDraft: boolean;
+  categories: string[];
   internetMessageId: string | null;
   sentDateTime: string;
   receivedDateTime: string;
@@ -52,6 +66,15 @@ export interface SeedOptions {
   isRead?: boolean;
   flagged?: boolean;
   lastVerb?: number;
+  categories?: string[];
+}
+
+/** Where a message was, once it left a folder (moved away, deleted): what delta reports as @removed. */
+export interface Tombstone {
+  folderId: string;
+  immutableId: string;
+  restId: string;
+  changed: number;
 }
 
 const WELL_KNOWN: [string, string][] = [
@@ -80,7 +103,9 @@ export class FakeMailbox {
   readonly rootId: string;
   /** Items the fake does not model (meeting requests...), added to the Inbox counts. */
   base: { total: number; unread: number };
+  readonly tombstones: Tombstone[] = [];
   #seq = 0;
+  #changes = 0;
 
   constructor(address: string, base: { total: number; unread: number }) {
     this.address = address;
@@ -126,12 +151,17 @@ export class FakeMailbox {
     const message: FakeMessage = {
       immutableId,
       seq: ++this.#seq,
+      changed: ++this.#changes,
       folderId: this.folder(folder)!.id,
       mime: source,
       subject: parsed.subject ?? null,
       from: one(parsed.from as never),
       to: many(parsed.to),
       cc: many(parsed.cc),
+      bcc: [],
+      replyTo: many(parsed.replyTo),
+      isDraft: false,
+      categories: options.categories ?? [],
       internetMessageId: parsed.messageId ?? null,
       sentDateTime: (parsed.date ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       receivedDateTime: options.receivedDateTime ?? nowSeconds(),
@@ -174,9 +204,41 @@ export class FakeMailbox {
     return `AAMkAGMsg${createHash('sha256').update(`${m.folderId}:${m.seq}`).digest('base64url')}AAA=`;
   }
 
+  /** Moves a message (by id) to a folder (id, well-known name or path), as a client or a rule would. */
   move(id: string, folder: string): void {
     const m = this.find(id)!;
-    m.folderId = this.folder(folder)!.id;
+    const target = this.folder(folder)!.id;
+    if (target === m.folderId) return this.touch(m);
+    this.#bury(m);
+    m.folderId = target;
+    this.touch(m);
+  }
+
+  /** Removes a message from the mailbox (permanently deleted, or soft-deleted out of Deleted Items). */
+  remove(m: FakeMessage): void {
+    this.#bury(m);
+    this.messages.delete(m.immutableId);
+  }
+
+  /** Records a change to a message (what the delta query reports). */
+  touch(m: FakeMessage): void {
+    m.changed = ++this.#changes;
+  }
+
+  /** The number of the last change in the mailbox. */
+  get changeNumber(): number {
+    return this.#changes;
+  }
+
+  /** A new message (a draft, a sent copy, a delivered one) made by the fake itself; see fake-graph-compose.ts. */
+  insert(fields: Omit<FakeMessage, 'immutableId' | 'seq' | 'changed'>): FakeMessage {
+    const m: FakeMessage = { ...fields, immutableId: exchangeId('AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A'), seq: ++this.#seq, changed: ++this.#changes };
+    this.messages.set(m.immutableId, m);
+    return m;
+  }
+
+  #bury(m: FakeMessage): void {
+    this.tombstones.push({ folderId: m.folderId, immutableId: m.immutableId, restId: this.restId(m), changed: ++this.#changes });
   }
 
   /** The Inbox's counts as Graph gives them. */

@@ -2,23 +2,30 @@
 // wire format: /v1.0/me/... and /v1.0/users/{id}/... for mailFolders (well-known names, childFolders),
 // a folder's messages with $filter / $orderby (and Graph's InefficientFilter rule for the two together),
 // $top, $select, $expand and @odata.nextLink paging, one message (GET, PATCH), its /$value (MIME), and
-// its attachments and their /$value. Mailboxes hold folders and messages seeded from MIME
-// (fake-graph-mailbox.ts). Bearer tokens are checked against the fake identity provider (principal())
+// its attachments and their /$value; the changes (PATCH isRead / flag / categories, POST .../move,
+// DELETE, POST .../permanentDelete), sending (sendMail, drafts, reply / replyAll / forward and their
+// create* drafts, attachments and upload sessions: fake-graph-actions.ts), the delta query on a folder
+// (fake-graph-delta.ts), and JSON batching (fake-graph-batch.ts).
+// Mailboxes hold folders and messages seeded from MIME (fake-graph-mailbox.ts). Bearer tokens are checked against the fake identity provider (principal())
 // and their `scp` claim like Graph checks permissions: delegated tokens need Mail.Read or Mail.ReadWrite
 // (the .Shared ones for another user's mailbox, which that user must have shared; changes need
-// ReadWrite), app-only tokens a /.default scope and a /users/{id} path. More than 4 requests in flight
+// ReadWrite, sending Mail.Send), app-only tokens a /.default scope and a /users/{id} path. More than 4 requests in flight
 // for one mailbox are answered 429 MailboxConcurrency, as Graph does. Error answers have Graph's shape;
 // tests can queue scripted answers (errors with Retry-After, non-JSON, truncated, rewritten bodies) and
 // revoke tokens. Every request is recorded with its arrival time (performance.now()).
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeCerts } from './certs.js';
 import type { TokenPrincipal } from './fake-ews.js';
-import { attachmentJson, folderJson, messageJson, ODataError, splitTop, type Representation } from './fake-graph-json.js';
+import { addAttachment, createDraft, createUploadSession, deleteMessage, messageAction, permissionOf, sendMail, uploadChunk, type ActionContext, type UploadSession } from './fake-graph-actions.js';
+import type { SentRecord } from './fake-graph-compose.js';
+import { batchRunner, type Incoming } from './fake-graph-batch.js';
+import { DeltaStates } from './fake-graph-delta.js';
+import { attachmentJson, folderJson, graphError, messageJson, ODataError, parseBody, splitTop, type Reply, type Representation } from './fake-graph-json.js';
 import { FakeMailbox, type FakeMessage } from './fake-graph-mailbox.js';
 import { checkOrderBy, FilterError, matches, parseFilter } from './odata-filter.js';
 
@@ -58,7 +65,7 @@ export interface GraphRequestRecord {
   query: Record<string, string>;
   /** The Prefer header as received (several lines joined by ", "). */
   prefer?: string;
-  /** "me" or the {id} of /users/{id}. */
+  /** "me" or the {id} of /users/{id}. (path is percent-decoded.) */
   mailbox: string;
   token?: string;
   /** The token's user, or "app". */
@@ -67,6 +74,10 @@ export interface GraphRequestRecord {
   clientRequestId?: string;
   status: number;
   retryAfter?: string;
+  /** The JSON request body, when there was one. */
+  body?: unknown;
+  /** A request that came inside a JSON batch (the batch itself is recorded too). */
+  inBatch?: boolean;
 }
 
 export interface FakeGraph {
@@ -85,6 +96,10 @@ export interface FakeGraph {
   latencyMs: number;
   /** The most requests that were in flight at once, per mailbox. */
   maxInFlight: Map<string, number>;
+  /** Every message sent (sendMail, a draft's send, reply, replyAll, forward), with its request body. */
+  sent: SentRecord[];
+  /** Forgets every delta state handed out: the next delta request with one answers 410. */
+  expireDeltaTokens(): void;
   close(): Promise<void>;
 }
 
@@ -94,13 +109,6 @@ export interface FakeGraphOptions {
   mailboxes: Record<string, InboxCounts>;
   /** Mailbox -> the users it is shared with (what Mail.Read.Shared may open). */
   shared?: Record<string, string[]>;
-}
-
-interface Reply {
-  status: number;
-  headers?: Record<string, string>;
-  json?: unknown;
-  bytes?: Buffer;
 }
 
 /** The `scp` claim of the fake identity provider's JWT access tokens. */
@@ -113,12 +121,19 @@ function scopeOf(token: string): string {
   }
 }
 
+/** A path as its segments read (percent-decoded), for assertions and scripted matches. */
+function decoded(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 const MAILBOX_PATH = /^\/v1\.0\/(?:me|users\/([^/]+))(\/.*)$/i;
 const CONCURRENCY = 4;
 
-function error(status: number, code: string, message: string, headers: Record<string, string> = {}): Reply {
-  return { status, headers, json: { error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } } };
-}
+const error = graphError;
 const notFound = () => error(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
 
 /** Starts the fake on a free loopback port with a certificate signed by the test CA (makeCerts). */
@@ -130,12 +145,15 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
   const inFlight = new Map<string, number>();
   const maxInFlight = new Map<string, number>();
   const boxes = new Map(Object.entries(options.mailboxes).map(([k, v]) => [k.toLowerCase(), new FakeMailbox(k.toLowerCase(), v)]));
+  const sent: SentRecord[] = [];
+  const uploads = new Map<string, UploadSession>();
+  const delta = new DeltaStates();
   const shared = Object.fromEntries(Object.entries(options.shared ?? {}).map(([k, v]) => [k.toLowerCase(), v.map((u) => u.toLowerCase())]));
   let origin = '';
   const fake = { latencyMs: 0 };
 
   /** Who may do what: the mailbox the token opens, or the error Graph gives. */
-  function authorize(principal: TokenPrincipal, scope: string, pathUser: string | undefined, write: boolean): string | Reply {
+  function authorize(principal: TokenPrincipal, scope: string, pathUser: string | undefined, need: 'read' | 'write' | 'send'): string | Reply {
     if (principal.appOnly) {
       if (!scope.endsWith('/.default')) return error(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
       if (!pathUser) return error(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
@@ -144,36 +162,46 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const user = principal.user!.toLowerCase();
     const mailbox = pathUser ?? user;
     const own = mailbox === user;
-    const verbs = write ? 'ReadWrite' : '(?:Read|ReadWrite)';
+    const verbs = need === 'send' ? 'Send' : need === 'write' ? 'ReadWrite' : '(?:Read|ReadWrite)';
     const needed = new RegExp(own ? `/Mail\\.${verbs}(\\.Shared)?(\\s|$)` : `/Mail\\.${verbs}\\.Shared(\\s|$)`);
     if (!needed.test(scope)) return error(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
     if (!own && boxes.has(mailbox) && !shared[mailbox]?.includes(user)) return error(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
     return mailbox;
   }
 
-  function route(method: string, rest: string, url: URL, mb: FakeMailbox, rep: Representation, body: string): Reply {
+  async function route(method: string, rest: string, url: URL, mb: FakeMailbox, rep: Representation, body: string, prefer: string): Promise<Reply> {
     const q = (name: string) => url.searchParams.get(name) ?? undefined;
     const select = q('$select') ? splitTop(q('$select')!) : undefined;
     const parts = rest.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0]?.toLowerCase() === 'mailfolders') return folders(method, parts.slice(1), url, mb, rep, select);
+    const ctx: ActionContext = { mb, boxes, rep, origin, sent, uploads };
+    if (parts[0]?.toLowerCase() === 'mailfolders') return folders(method, parts.slice(1), url, mb, rep, select, prefer);
+    if (parts.length === 1 && parts[0]?.toLowerCase() === 'sendmail' && method === 'POST') return sendMail(ctx, body);
+    if (parts.length === 1 && parts[0]?.toLowerCase() === 'messages' && method === 'POST') return createDraft(ctx, body);
     if (parts[0]?.toLowerCase() !== 'messages' || !parts[1]) return error(400, 'BadRequest', `Resource not found for the segment '${parts[0] ?? ''}'.`);
     if (!/^[A-Za-z0-9_=-]+$/.test(parts[1])) return error(400, 'ErrorInvalidIdMalformed', 'Id is malformed.');
     const m = mb.find(parts[1]);
     if (!m) return notFound();
     if (parts.length === 2 && method === 'GET') return { status: 200, json: messageJson(mb, m, rep, select, q('$expand')) };
     if (parts.length === 2 && method === 'PATCH') {
-      let change: { isRead?: unknown; flag?: { flagStatus?: unknown } };
-      try {
-        change = JSON.parse(body) as typeof change;
-      } catch {
-        return error(400, 'RequestBodyRead', 'Invalid JSON in the request body.');
+      const change = parseBody(body) as { isRead?: unknown; flag?: { flagStatus?: unknown }; categories?: unknown };
+      if (change.flag !== undefined && !['flagged', 'notFlagged', 'complete'].includes(String(change.flag?.flagStatus))) {
+        return error(400, 'RequestBodyRead', `The value '${String(change.flag?.flagStatus)}' is not a valid followupFlagStatus.`);
+      }
+      if (change.categories !== undefined && !(Array.isArray(change.categories) && change.categories.every((c) => typeof c === 'string'))) {
+        return error(400, 'RequestBodyRead', 'categories must be a list of strings.');
       }
       if (typeof change.isRead === 'boolean') m.isRead = change.isRead;
       if (typeof change.flag?.flagStatus === 'string') m.flagged = change.flag.flagStatus === 'flagged';
+      if (Array.isArray(change.categories)) m.categories = [...(change.categories as string[])];
+      mb.touch(m);
       return { status: 200, json: messageJson(mb, m, rep) };
     }
+    if (parts.length === 2 && method === 'DELETE') return deleteMessage(ctx, m);
     if (parts.length === 3 && parts[2] === '$value' && method === 'GET') return { status: 200, headers: { 'content-type': 'text/plain' }, bytes: m.mime };
     if (parts[2] === 'attachments' && method === 'GET') return attachments(parts.slice(3), m, select);
+    if (parts[2] === 'attachments' && method === 'POST' && parts.length === 3) return addAttachment(ctx, m, body);
+    if (parts[2] === 'attachments' && method === 'POST' && parts.length === 4 && parts[3]!.toLowerCase() === 'createuploadsession') return createUploadSession(ctx, m, body);
+    if (parts.length === 3 && method === 'POST') return messageAction(ctx, m, parts[2]!, body);
     return error(405, 'ErrorInvalidRequest', 'The OData request is not supported.');
   }
 
@@ -202,7 +230,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     return { value, '@odata.nextLink': next.toString() };
   }
 
-  function folders(method: string, parts: string[], url: URL, mb: FakeMailbox, rep: Representation, select: string[] | undefined): Reply {
+  function folders(method: string, parts: string[], url: URL, mb: FakeMailbox, rep: Representation, select: string[] | undefined, prefer: string): Reply {
     if (method !== 'GET') return error(405, 'ErrorInvalidRequest', 'The OData request is not supported.');
     if (parts.length === 0) {
       const listed = page(url, mb.children(mb.rootId).map((f) => folderJson(mb, f, select)), 10);
@@ -215,6 +243,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
       const listed = page(url, mb.children(folder.id).map((f) => folderJson(mb, f, select)), 10);
       return 'status' in listed ? listed : { status: 200, json: listed };
     }
+    if (parts[1]!.toLowerCase() === 'messages' && parts.length === 3 && parts[2]!.toLowerCase() === 'delta') return delta.answer(mb, folder.id, url, origin, rep, prefer);
     if (parts[1]!.toLowerCase() !== 'messages' || parts.length !== 2) return error(400, 'BadRequest', `Resource not found for the segment '${parts[1]}'.`);
     return listMessages(url, mb, folder.id, rep, select);
   }
@@ -259,32 +288,50 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     return 'status' in listed ? listed : { status: 200, json: { '@odata.context': `${origin}/v1.0/$metadata#users('${mb.address}')/messages`, ...listed } };
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://graph.invalid');
+  async function handle(req: Incoming, raw: Buffer, inBatch: boolean): Promise<{ reply: Reply; scripted: ScriptedAnswer | undefined }> {
+    const url = new URL(req.url, 'https://graph.invalid');
     const match = MAILBOX_PATH.exec(url.pathname);
     const prefer = req.headers.prefer;
+    const upload = url.pathname.startsWith('/upload/');
+    const text = upload ? '' : raw.toString('utf8');
+    let body: unknown;
+    try {
+      body = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
     const record: GraphRequestRecord = {
       at: performance.now(),
-      method: req.method ?? 'GET',
-      path: url.pathname,
+      method: req.method,
+      path: decoded(url.pathname),
       query: Object.fromEntries(url.searchParams),
       ...(typeof prefer === 'string' ? { prefer } : {}),
       mailbox: match?.[1] ? decodeURIComponent(match[1]).toLowerCase() : 'me',
       status: 0,
+      ...(body !== undefined ? { body } : {}),
+      ...(inBatch ? { inBatch: true } : {}),
     };
     requests.push(record);
+    const bearer = req.headers.authorization;
+    if (upload && typeof bearer === 'string') record.token = bearer.replace(/^Bearer /, '');
     const requestId = req.headers['client-request-id'];
     if (typeof requestId === 'string') record.clientRequestId = requestId;
     const held: { scripted?: ScriptedAnswer } = {};
-    const reply = answer(req, url, match, record, body, held);
+    let reply: Reply;
+    try {
+      reply = upload ? uploadChunk(uploads, url, req.headers, raw) : await answer(req, url, match, record, text, held);
+    } catch (err) {
+      if (!(err instanceof ODataError)) throw err;
+      reply = error(err.status, err.code, err.message);
+    }
     if (fake.latencyMs > 0) await sleep(fake.latencyMs);
     record.status = reply.status;
     if (reply.headers?.['retry-after']) record.retryAfter = reply.headers['retry-after'];
-    write(res, reply, held.scripted);
+    return { reply, scripted: held.scripted };
   }
 
-  function answer(req: IncomingMessage, url: URL, match: RegExpExecArray | null, record: GraphRequestRecord, body: string, held: { scripted?: ScriptedAnswer }): Reply {
-    const authorization = req.headers.authorization ?? '';
+  async function answer(req: Incoming, url: URL, match: RegExpExecArray | null, record: GraphRequestRecord, body: string, held: { scripted?: ScriptedAnswer }): Promise<Reply> {
+    const authorization = typeof req.headers.authorization === 'string' ? req.headers.authorization : '';
     if (!authorization.startsWith('Bearer ')) return error(401, 'InvalidAuthenticationToken', 'Access token is empty.');
     const token = authorization.slice(7);
     record.token = token;
@@ -292,7 +339,7 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const principal = options.verifyToken(token);
     if (principal) record.principal = principal.user ?? 'app';
 
-    const line = `${record.method} ${url.pathname}${url.search}`;
+    const line = `${record.method} ${record.path}${url.search}`;
     const at = script.findIndex((s) => !s.match || s.match.test(line));
     const scripted = at >= 0 ? script.splice(at, 1)[0] : undefined;
     if (scripted && !scripted.raw && !scripted.truncate && !scripted.rewrite) {
@@ -303,10 +350,11 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     if (scripted?.raw !== undefined) return { status: scripted.status ?? 200, headers: { 'content-type': 'application/json' }, bytes: Buffer.from(scripted.raw) };
     if (scripted) held.scripted = scripted;
     if (!principal || revoked.has(token)) return error(401, 'InvalidAuthenticationToken', 'Access token has expired or is not yet valid.');
+    if (url.pathname === '/v1.0/$batch' && record.method === 'POST') return batch(req, body);
     if (!match) return error(400, 'BadRequest', 'Invalid version.');
 
-    const write = record.method !== 'GET';
-    const mailbox = authorize(principal, record.scope, match[1] ? record.mailbox : undefined, write);
+    const parts = match[2]!.split('/').filter(Boolean);
+    const mailbox = authorize(principal, record.scope, match[1] ? record.mailbox : undefined, permissionOf(record.method, parts));
     if (typeof mailbox !== 'string') return mailbox;
     const mb = boxes.get(mailbox);
     if (!mb) return error(404, 'ErrorInvalidUser', `The requested user '${mailbox}' is invalid.`);
@@ -314,19 +362,26 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const tokens = (record.prefer ?? '').split(',').map((p) => p.trim());
     const bodyType = tokens.find((p) => /^outlook\.body-content-type=/i.test(p))?.split('=')[1]?.replaceAll('"', '').toLowerCase();
     const rep: Representation = { immutable: tokens.some((p) => /^IdType="?ImmutableId"?$/i.test(p)), ...(bodyType === 'text' || bodyType === 'html' ? { bodyType } : {}) };
-    try {
-      return route(record.method, match[2]!, url, mb, rep, body);
-    } catch (err) {
-      if (err instanceof ODataError) return error(err.status, err.code, err.message);
-      throw err;
-    }
+    return route(record.method, match[2]!, url, mb, rep, body, record.prefer ?? '');
   }
+
+  const batch = batchRunner({
+    handle: (req, raw) => handle(req, raw, true),
+    inFlight,
+    maxInFlight,
+    requests,
+    concurrency: CONCURRENCY,
+    mailboxOf: (path) => {
+      const user = MAILBOX_PATH.exec(path)?.[1];
+      return user ? decodeURIComponent(user).toLowerCase() : 'me';
+    },
+  });
 
   function write(res: ServerResponse, reply: Reply, scripted: ScriptedAnswer | undefined): void {
     let json = reply.json;
     if (scripted?.rewrite && json && typeof json === 'object') json = scripted.rewrite(json as Record<string, unknown>);
-    const bytes = reply.bytes ?? Buffer.from(JSON.stringify(json));
-    const headers = { 'content-type': 'application/json', 'request-id': randomUUID(), ...reply.headers, 'content-length': String(bytes.length) };
+    const bytes = reply.bytes ?? (json === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(json)));
+    const headers = { ...(bytes.length > 0 ? { 'content-type': 'application/json' } : {}), 'request-id': randomUUID(), ...reply.headers, 'content-length': String(bytes.length) };
     res.writeHead(reply.status, headers);
     if (scripted?.truncate) {
       res.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => res.destroy());
@@ -341,18 +396,26 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const user = MAILBOX_PATH.exec(new URL(req.url ?? '/', 'https://graph.invalid').pathname)?.[1];
+      const path = new URL(req.url ?? '/', 'https://graph.invalid').pathname;
+      const incoming = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+      const reply = () =>
+        handle(incoming, Buffer.concat(chunks), false)
+          .then(({ reply: r, scripted }) => write(res, r, scripted))
+          .catch(() => res.destroy());
+      // a batch is no mailbox request itself (the ones inside it are counted), nor is an upload chunk
+      if (path === '/v1.0/$batch' || path.startsWith('/upload/')) return void reply();
+      const user = MAILBOX_PATH.exec(path)?.[1];
       const mailbox = user ? decodeURIComponent(user).toLowerCase() : 'me';
       const now = (inFlight.get(mailbox) ?? 0) + 1;
       inFlight.set(mailbox, now);
       maxInFlight.set(mailbox, Math.max(maxInFlight.get(mailbox) ?? 0, now));
       res.once('close', () => inFlight.set(mailbox, (inFlight.get(mailbox) ?? 1) - 1));
       if (now > CONCURRENCY) {
-        requests.push({ at: performance.now(), method: req.method ?? 'GET', path: req.url ?? '', query: {}, mailbox, status: 429, retryAfter: '1' });
+        requests.push({ at: performance.now(), method: req.method ?? 'GET', path: decoded(path), query: {}, mailbox, status: 429, retryAfter: '1' });
         write(res, error(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': '1' }), undefined);
         return;
       }
-      handle(req, res, Buffer.concat(chunks).toString('utf8')).catch(() => res.destroy());
+      void reply();
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -370,6 +433,8 @@ export async function startFakeGraph(options: FakeGraphOptions): Promise<FakeGra
     script,
     revoked,
     maxInFlight,
+    sent,
+    expireDeltaTokens: () => delta.expire(),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,21 +1,23 @@
 // The part of OData's $filter that Microsoft Graph accepts on messages, for the fake Graph: comparisons
 // (eq ne gt ge lt le) of a property path with a string, boolean, number or DateTimeOffset literal,
-// contains() and startswith() on strings, and / or / not with parentheses. Exchange compares strings
+// contains() and startswith() on strings, the lambda any() on a collection (categories/any(c:c eq 'X')),
+// and / or / not with parentheses. Exchange compares strings
 // case-insensitively. Also Graph's rule for $filter together with $orderby on messages (checkOrderBy).
 
 export type FilterNode =
   | { t: 'and' | 'or'; l: FilterNode; r: FilterNode }
   | { t: 'not'; e: FilterNode }
   | { t: 'cmp'; op: string; path: string; value: Literal }
-  | { t: 'fn'; name: 'contains' | 'startswith'; path: string; value: string };
+  | { t: 'fn'; name: 'contains' | 'startswith'; path: string; value: string }
+  | { t: 'any'; path: string; variable: string; e: FilterNode };
 
 type Literal = string | boolean | number | Date | null;
 
 export class FilterError extends Error {}
 
-const TOKEN = /\s*(?:(\()|(\))|(,)|'((?:[^']|'')*)'|(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?(?:Z|[+-]\d{2}:\d{2}))|(-?\d+(?:\.\d+)?)(?![\w/])|([A-Za-z_][\w/.]*))/y;
+const TOKEN = /\s*(?:(\()|(\))|(,|:)|'((?:[^']|'')*)'|(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?(?:Z|[+-]\d{2}:\d{2}))|(-?\d+(?:\.\d+)?)(?![\w/])|([A-Za-z_][\w/.]*))/y;
 
-type Token = { k: '(' | ')' | ',' | 'str' | 'date' | 'num' | 'word'; v: string };
+type Token = { k: '(' | ')' | ',' | ':' | 'str' | 'date' | 'num' | 'word'; v: string };
 
 function tokenize(text: string): Token[] {
   const out: Token[] = [];
@@ -27,7 +29,7 @@ function tokenize(text: string): Token[] {
     if (!m) throw new FilterError(`Syntax error at position ${at} in '${text}'.`);
     if (m[1]) out.push({ k: '(', v: '(' });
     else if (m[2]) out.push({ k: ')', v: ')' });
-    else if (m[3]) out.push({ k: ',', v: ',' });
+    else if (m[3]) out.push({ k: m[3] as ',' | ':', v: m[3] });
     else if (m[4] !== undefined) out.push({ k: 'str', v: m[4].replaceAll("''", "'") });
     else if (m[5]) out.push({ k: 'date', v: m[5] });
     else if (m[6]) out.push({ k: 'num', v: m[6] });
@@ -70,6 +72,15 @@ export function parseFilter(text: string): FilterNode {
     }
     if (t.k !== 'word') throw new FilterError(`Syntax error: '${t.v}' is not valid here.`);
     if (t.v === 'not') return { t: 'not', e: primary() };
+    const lambda = /^(.+)\/any$/.exec(t.v);
+    if (lambda && peek()?.k === '(') {
+      expect('(');
+      const variable = expect('word').v;
+      expect(':');
+      const e = or();
+      expect(')');
+      return { t: 'any', path: lambda[1]!, variable, e };
+    }
     if (t.v === 'contains' || t.v === 'startswith') {
       expect('(');
       const path = expect('word').v;
@@ -115,6 +126,8 @@ function paths(node: FilterNode): string[] {
       return [...paths(node.l), ...paths(node.r)];
     case 'not':
       return paths(node.e);
+    case 'any':
+      return [node.path];
     default:
       return [node.path];
   }
@@ -167,6 +180,10 @@ export function matches(node: FilterNode, item: Record<string, unknown>): boolea
       return matches(node.l, item) || matches(node.r, item);
     case 'not':
       return !matches(node.e, item);
+    case 'any': {
+      const list = lookup(item, node.path);
+      return Array.isArray(list) && list.some((element) => matches(node.e, { [node.variable]: element }));
+    }
     case 'fn': {
       const value = lookup(item, node.path);
       if (typeof value !== 'string') return false;

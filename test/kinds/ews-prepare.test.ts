@@ -60,12 +60,13 @@ test('views carry no secret; fingerprints change with every secret', () => {
   assert.equal(a.fingerprint, ewsKind.prepare(body, config, services, owner).fingerprint);
 });
 
-test('the declared capabilities hold against the connector: EWS sessions read', () => {
+test('the declared capabilities hold against the connector: EWS sessions read, change, send, tag and watch', () => {
   const prepared = ewsKind.prepare({ ...base, password: 'pw-123', auth: { type: 'basic' } }, config, services, owner);
   const noop = () => undefined;
   const logger = { debug: noop, info: noop, warn: noop, error: noop, trace: noop, child: () => logger } as never;
   const connector = prepared.createConnector({ logger, outbound: {} as never, onDrop: noop, resume: async () => undefined });
   const declared = ewsKind.capabilities.ews ?? [];
-  assert.deepEqual([...declared], ['reader']);
+  assert.deepEqual([...declared].sort(), ['deleter', 'flagger', 'mover', 'reader', 'sender', 'tagger', 'watcher']);
   for (const capability of declared) assert.ok(connector[capability], `declares ${capability}`);
+  assert.equal(typeof connector.watcher?.poll, 'function', 'EWS must ask for new mail: the session polls it');
 });

@@ -227,6 +227,19 @@ describe('EWS sessions: reading mail', () => {
     }
   });
 
+  test('XML\'s own characters in a filter and a folder path reach Exchange escaped (the library writes strings as they are)', async () => {
+    const folder = box.addFolder('inbox', 'R&D <team>');
+    const subject = `R&D "Q1" <draft> it's`;
+    const m = await box.addMessage(folder, await compose({ from: 'rd@example.test', to: USERS.alice.name, subject, text: 'x' }));
+    await box.addMessage(folder, await compose({ from: 'rd@example.test', to: USERS.alice.name, subject: 'R and D', text: 'x' }));
+    const from = world.ews.requests.length;
+    const res = await get(`/messages?folder=${encodeURIComponent('Inbox/R&D <team>')}&subject=${encodeURIComponent('R&D "Q1" <draft> it\'s')}`);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json().messages.map((x: { id: string; subject: string; folder: string }) => [x.id, x.subject, x.folder]), [[encodeId(m.id), subject, 'Inbox/R&D <team>']]);
+    assert.match(sent(from, 'FindItem')[0]!.record.body, /<t:Constant Value="R&amp;D &quot;Q1&quot; &lt;draft&gt; it&apos;s">/);
+    assert.match(sent(from, 'FindFolder').map((f) => f.record.body).join(''), /<t:Constant Value="R&amp;D &lt;team&gt;">/);
+  });
+
   test('a cursor only continues its own list; garbage is VALIDATION_ERROR', async () => {
     const first = await get('/messages?limit=2');
     const cursor = first.json().nextCursor as string;

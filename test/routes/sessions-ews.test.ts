@@ -49,7 +49,8 @@ describe('EWS sessions through the HTTP API', () => {
     assert.deepEqual(s.auth, { type: 'basic' });
     assert.deepEqual(s.warnings, []);
     assert.equal(s.tls.customCa, false);
-    const seen = world.ews.requests.at(-1)!;
+    // the last GetFolder for the Inbox: the proof (the watcher's SyncFolderItems for new mail follows it)
+    const seen = world.ews.requests.filter((r) => r.operation === 'GetFolder' && r.folder === 'inbox').at(-1)!;
     assert.equal(seen.auth, 'basic');
     assert.equal(seen.version, 'Exchange2013');
     assert.equal(seen.operation, 'GetFolder');

@@ -4,6 +4,11 @@ import type * as EwsApi from 'ews-javascript-api';
 import type { Secret } from '../../domain/secret.js';
 import { AppError } from '../../errors.js';
 import { toEwsError, type EwsItemScope } from './errors.js';
+import { ewsCodeOf, type EwsContext, type EwsRequest } from './context.js';
+import { EwsChanges } from './changes.js';
+import { EwsFolders } from './folders.js';
+import { EwsSender } from './send.js';
+import { EwsWatcher } from './watch.js';
 import { loadEws, type GuardedXhrApi } from './transport.js';
 import type { TokenSource } from '../../oauth/token-source.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
@@ -31,12 +36,6 @@ export interface EwsSettings {
   limits: { parseMaxBytes: number; maxDownloadBytes: number };
 }
 
-/**
- * One EWS request through the connector's guarded path; `scope` says what an id that no longer resolves
- * means (MESSAGE_NOT_FOUND, ATTACHMENT_NOT_FOUND, FOLDER_NOT_FOUND).
- */
-export type EwsRequest = <T>(what: string, run: (service: EwsApi.ExchangeService, ews: typeof EwsApi) => Promise<T>, scope?: EwsItemScope) => Promise<T>;
-
 interface PreparedService {
   service: EwsApi.ExchangeService;
   xhr: GuardedXhrApi;
@@ -45,12 +44,19 @@ interface PreparedService {
 /**
  * EWS through ews-javascript-api. HTTP holds no session, so connect() proves the settings with one
  * GetFolder on the Inbox and every summary() is one more; with OAuth2 each request takes a token from
- * the TokenSource, which refreshes it before it expires. The `reader` capability (messages.ts) sends
- * its requests through the same guarded path (#request).
+ * the TokenSource, which refreshes it before it expires. The capabilities (reader: messages.ts; flagger,
+ * mover, deleter, tagger: changes.ts; sender: send.ts; watcher: watch.ts) send their requests through
+ * the same guarded path (#request).
  */
 export class EwsConnector implements Connector {
   readonly persistent = false;
   readonly reader: EwsReader;
+  readonly flagger: EwsChanges;
+  readonly mover: EwsChanges;
+  readonly deleter: EwsChanges;
+  readonly tagger: EwsChanges;
+  readonly sender: EwsSender;
+  readonly watcher: EwsWatcher;
   readonly #settings: EwsSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: TokenSource | undefined;
@@ -65,7 +71,18 @@ export class EwsConnector implements Connector {
     this.#ctx = ctx;
     this.#tokens = tokens;
     const request: EwsRequest = (what, run, scope) => this.#request(`EWS ${settings.host}:${settings.port} ${what}`, settings.timeouts.commandMs, run, scope);
-    this.reader = new EwsReader(request, { ...settings.limits, exchange2013: atLeastExchange2013(settings.exchangeVersion) }, ctx.logger);
+    const exchange2013 = atLeastExchange2013(settings.exchangeVersion);
+    const context: EwsContext = {
+      request,
+      itemError: (ewsCode, message, scope) => toEwsError({ message }, { host: settings.host, port: settings.port, ewsCode, scope }),
+      folders: new EwsFolders(request, exchange2013),
+      logger: ctx.logger,
+    };
+    this.reader = new EwsReader(context, { ...settings.limits, exchange2013 });
+    const changes = new EwsChanges(context);
+    this.flagger = this.mover = this.deleter = this.tagger = changes;
+    this.sender = new EwsSender(context, { mailbox: settings.impersonate ?? settings.username });
+    this.watcher = new EwsWatcher(context, this.reader);
   }
 
   async connect(): Promise<void> {
@@ -117,7 +134,7 @@ export class EwsConnector implements Connector {
       return await withDeadline(run(service, ews), timeoutMs, what);
     } catch (err) {
       throw toEwsError(err, {
-        host: s.host, port: s.port, transport: xhr.lastError, unreadable: xhr.unreadable, ewsCode: errorName(ews, err), bearer: token !== undefined, secrets, scope,
+        host: s.host, port: s.port, transport: xhr.lastError, unreadable: xhr.unreadable, ewsCode: ewsCodeOf(ews, err), bearer: token !== undefined, secrets, scope,
       });
     }
   }
@@ -138,7 +155,9 @@ export class EwsConnector implements Connector {
       if (options.all) (callback as (err: null, all: { address: string; family: number }[]) => void)(null, [{ address, family: isIP(address) }]);
       else callback(null, address, isIP(address));
     };
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
+    // timeout: an idle kept-alive socket is closed after a minute, or before the server's Keep-Alive hint runs out
+    // (Node applies the hint only under an agent timeout): reusing one the server is closing is an ECONNRESET
+    this.#agent = new Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxSockets: 2, secureContext: outboundSecureContext(s.extraCaFile, s.ca), minVersion: 'TLSv1.2', lookup });
     // proxy: false keeps axios from sending credentials through an HTTP(S)_PROXY the operator did not configure here;
     // maxContentLength bounds every answer: the largest is a download, base64 inside the MIME, base64 again in the XML
     const maxContentLength = 2 * s.limits.maxDownloadBytes + 1024 * 1024;
@@ -150,14 +169,10 @@ export class EwsConnector implements Connector {
   }
 }
 
+/** How long a kept-alive connection to Exchange may sit idle (IIS closes its own after 120 s). */
+const IDLE_SOCKET_MS = 60_000;
+
 /** TextBody, MaximumBodySize and SuppressReadReceipts came with Exchange 2013 (the library refuses them before). */
 function atLeastExchange2013(version: string): boolean {
   return !/^Exchange20(07|10)/.test(version);
-}
-
-/** The EWS response code of a ServiceResponseException (a number in the library), by name. */
-function errorName(ews: typeof EwsApi, err: unknown): string | undefined {
-  const response = (err as { Response?: { ErrorCode?: unknown } } | undefined)?.Response;
-  const code = response?.ErrorCode;
-  return typeof code === 'number' ? (ews.ServiceError as unknown as Record<number, string>)[code] : undefined;
 }

@@ -35,7 +35,7 @@ export function idHash(itemId: string): string {
   return createHash('sha256').update(itemId).digest('base64url').slice(0, HASH_CHARS);
 }
 
-/** What a cursor is valid for: the folder, the filters and the order (not the page size). */
+/** What a cursor is valid for: the folder, the filters (work claims' keyword too) and the order (not the page size). */
 function queryHash(query: ListQuery): string {
   const key = JSON.stringify([
     query.folder,
@@ -45,6 +45,8 @@ function queryHash(query: ListQuery): string {
     query.since?.getTime() ?? null,
     query.before?.getTime() ?? null,
     query.order,
+    // only when set, so that the cursors of lists without it keep their form
+    ...(query.withoutKeyword ? [query.withoutKeyword] : []),
   ]);
   return createHash('sha256').update(key).digest('base64url').slice(0, 12);
 }

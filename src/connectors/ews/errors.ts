@@ -37,7 +37,7 @@ const EWS_NOT_FOUND_CODES = new Set([
   'ErrorInvalidIdNotAnItemAttachmentId',
 ]);
 const EWS_ATTACHMENT_CODES = new Set(['ErrorInvalidAttachmentId', 'ErrorCannotOpenFileAttachment']);
-const EWS_FOLDER_CODES = new Set(['ErrorFolderNotFound', 'ErrorParentFolderNotFound']);
+const EWS_FOLDER_CODES = new Set(['ErrorFolderNotFound', 'ErrorParentFolderNotFound', 'ErrorToFolderNotFound', 'ErrorSyncFolderNotFound']);
 
 function itemLevel(ewsCode: string, scope: EwsItemScope, where: string): AppError | undefined {
   if (EWS_FOLDER_CODES.has(ewsCode)) return new AppError('FOLDER_NOT_FOUND', `${where}: the folder no longer exists (${ewsCode})`);
@@ -52,9 +52,13 @@ function itemLevel(ewsCode: string, scope: EwsItemScope, where: string): AppErro
   return undefined;
 }
 
-/** EWS response codes that mean "this identity may not open this mailbox": the caller's settings, not the server. */
+/**
+ * EWS response codes that mean "this identity may not open this mailbox" (or send as it): the caller's
+ * settings, not the server.
+ */
 const EWS_ACCESS_CODES = new Set([
   'ErrorAccessDenied',
+  'ErrorSendAsDenied',
   'ErrorImpersonateUserDenied',
   'ErrorImpersonationDenied',
   'ErrorNonExistentMailbox',
@@ -106,7 +110,11 @@ export function toEwsError(err: unknown, ctx: EwsErrorContext): AppError {
     return new AppError('MAIL_AUTH_FAILED', `${where}: ${advice}`);
   }
   if (status === 403 || (ewsCode && EWS_ACCESS_CODES.has(ewsCode))) {
-    return new AppError('EWS_ACCESS_DENIED', `${where}: access to the mailbox was refused${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
+    const what = ewsCode === 'ErrorSendAsDenied' ? 'sending as this mailbox was refused' : 'access to the mailbox was refused';
+    return new AppError('EWS_ACCESS_DENIED', `${where}: ${what}${ewsCode ? ` (${ewsCode})` : ''}${message ? `: ${message}` : ''}`);
+  }
+  if (ewsCode === 'ErrorMessageSizeExceeded') {
+    return new AppError('MESSAGE_TOO_LARGE', `${where}: the message is larger than Exchange accepts for this mailbox (ErrorMessageSizeExceeded)`);
   }
   const notFound = ewsCode && ctx.scope ? itemLevel(ewsCode, ctx.scope, where) : undefined;
   if (notFound) return notFound;

@@ -1,8 +1,9 @@
 import type * as EwsApi from 'ews-javascript-api';
 import { AppError } from '../../errors.js';
 import type { Folder } from '../../domain/mail.js';
-import type { EwsRequest } from './connection.js';
+import type { EwsRequest } from './context.js';
 import { prop } from './item-mapping.js';
+import { xmlText } from './xml-text.js';
 import { PATH_DELIMITER, WELL_KNOWN_FOLDERS, childPath, splitPath, wellKnownByName, type WellKnownFolder } from './folder-paths.js';
 
 /** A folder the service resolved: its EWS FolderId and its path here. */
@@ -43,6 +44,12 @@ export class EwsFolders {
     this.#wellKnown ??= this.#readWellKnown();
     this.#wellKnown.catch(() => (this.#wellKnown = undefined));
     return this.#wellKnown;
+  }
+
+  /** The FolderId of a well-known folder (its DistinguishedFolderId key, e.g. "deleteditems"), if the mailbox has it. */
+  async wellKnownId(key: string): Promise<string | undefined> {
+    for (const [id, folder] of await this.wellKnown()) if (folder !== 'root' && folder.key === key) return id;
+    return undefined;
   }
 
   /** Every mail folder of the mailbox: FindFolder (deep) from the root, in pages. */
@@ -133,7 +140,7 @@ export class EwsFolders {
         const view = new ews.FolderView(10);
         view.Traversal = ews.FolderTraversal.Shallow;
         view.PropertySet = new ews.PropertySet(ews.BasePropertySet.IdOnly, [ews.FolderSchema.DisplayName]);
-        return service.FindFolders(new ews.FolderId(parent.id), new ews.SearchFilter.IsEqualTo(ews.FolderSchema.DisplayName, segment), view);
+        return service.FindFolders(new ews.FolderId(parent.id), new ews.SearchFilter.IsEqualTo(ews.FolderSchema.DisplayName, xmlText(segment)), view);
       }, 'folder');
       // Exchange compares display names without regard to case; an exact match wins over another casing
       const candidates = (children?.Folders ?? []).filter((f) => (f.DisplayName ?? '').toLowerCase() === segment.toLowerCase());

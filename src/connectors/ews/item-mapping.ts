@@ -98,3 +98,22 @@ export function toSummary(item: EwsApi.Item, folder: string, ews: typeof EwsApi)
     attachments,
   };
 }
+
+/** What a summary is made of: asked for by GetItem (a page, a message, the watcher's new mail). */
+export function summaryProperties(ews: typeof EwsApi): EwsApi.PropertyDefinitionBase[] {
+  return [
+    ews.ItemSchema.Subject,
+    ews.ItemSchema.DateTimeReceived,
+    ews.ItemSchema.DateTimeSent,
+    ews.ItemSchema.Size,
+    ews.ItemSchema.HasAttachments,
+    ews.ItemSchema.Attachments,
+    ews.EmailMessageSchema.IsRead,
+    ews.EmailMessageSchema.From,
+    ews.EmailMessageSchema.ToRecipients,
+    ews.EmailMessageSchema.CcRecipients,
+    ews.EmailMessageSchema.InternetMessageId,
+    new ews.ExtendedPropertyDefinition(MAPI.flagStatus, ews.MapiPropertyType.Integer),
+    new ews.ExtendedPropertyDefinition(MAPI.lastVerb, ews.MapiPropertyType.Integer),
+  ];
+}

@@ -4,10 +4,10 @@ import type * as EwsApi from 'ews-javascript-api';
 import libmime from 'libmime';
 import { AppError } from '../../errors.js';
 import { decodeId, type Download, type Folder, type ListQuery, type MessageDetail, type MessagePage, type MessageReader, type MessageSummary } from '../../domain/mail.js';
-import type { EwsRequest } from './connection.js';
+import { itemIdOf, type EwsContext, type EwsRequest } from './context.js';
 import { cutPage, decodeCursor, encodeCursor, type Found, type ListCursor } from './cursor.js';
-import { EwsFolders } from './folders.js';
-import { MAPI, attachmentInfos, prop, toSummary } from './item-mapping.js';
+import type { EwsFolders } from './folders.js';
+import { attachmentInfos, prop, summaryProperties, toSummary } from './item-mapping.js';
 import { listFilter } from './search-filter.js';
 
 export interface EwsReaderLimits {
@@ -22,16 +22,6 @@ export interface EwsReaderLimits {
 /** A DOWNLOAD_TOO_LARGE answer before any byte is fetched. */
 function tooLarge(what: string, size: number, limit: number): AppError {
   return new AppError('DOWNLOAD_TOO_LARGE', `${what} is ${size} bytes, more than this server downloads through EWS (MSB_EWS_MAX_DOWNLOAD_BYTES = ${limit})`);
-}
-
-/** An id this connector made, or MESSAGE_NOT_FOUND / ATTACHMENT_NOT_FOUND: never a request with garbage. */
-function itemIdOf(id: string, kind: 'message' | 'attachment'): string {
-  const text = id.length <= 1024 ? decodeId(id) : undefined;
-  // EWS ids are base64: anything else was not made here
-  if (!text || !/^[A-Za-z0-9+/=_-]{1,1000}$/.test(text)) {
-    throw kind === 'message' ? new AppError('MESSAGE_NOT_FOUND', 'no message with this id in this session') : new AppError('ATTACHMENT_NOT_FOUND', 'the message has no attachment with this id');
-  }
-  return text;
 }
 
 /** Bytes already in memory, handed out in chunks so the reply streams them without another copy. */
@@ -68,11 +58,11 @@ export class EwsReader implements MessageReader {
   readonly #logger: Logger;
   readonly #folders: EwsFolders;
 
-  constructor(request: EwsRequest, limits: EwsReaderLimits, logger: Logger) {
-    this.#request = request;
+  constructor(ctx: EwsContext, limits: EwsReaderLimits) {
+    this.#request = ctx.request;
     this.#limits = limits;
-    this.#logger = logger;
-    this.#folders = new EwsFolders(request, limits.exchange2013);
+    this.#logger = ctx.logger;
+    this.#folders = ctx.folders;
   }
 
   folders(): Promise<Folder[]> {
@@ -95,7 +85,7 @@ export class EwsReader implements MessageReader {
       return { entries, more: results.MoreAvailable };
     }, 'folder');
     const { page, next } = cutPage(found.entries, found.more, query.limit, previous);
-    const messages = page.length ? await this.#summaries(page.map((p) => p.itemId), folder.path, query.includeText) : [];
+    const messages = page.length ? await this.summaries(page.map((p) => p.itemId), folder.path, query.includeText) : [];
     return { messages, nextCursor: next ? encodeCursor(query, next) : null };
   }
 
@@ -104,7 +94,7 @@ export class EwsReader implements MessageReader {
     const limits = this.#limits;
     const { item, summary, detail } = await this.#request('GetItem', async (service, ews) => {
       const props = new ews.PropertySet(ews.BasePropertySet.IdOnly, [
-        ...this.#summaryProperties(ews),
+        ...summaryProperties(ews),
         ews.ItemSchema.Body,
         ews.ItemSchema.InternetMessageHeaders,
         ews.ItemSchema.ParentFolderId,
@@ -207,11 +197,14 @@ export class EwsReader implements MessageReader {
     return { contentType: info.contentType, filename: info.filename, size: bytes.length, stream: streamOf(bytes) };
   }
 
-  /** One GetItem for a page: what FindItem cannot give. A message deleted in between is left out. */
-  async #summaries(itemIds: string[], folder: string, includeText: boolean): Promise<MessageSummary[]> {
+  /**
+   * Summaries of the messages with these ItemIds, in `folder` (its path): one GetItem, for a page of the
+   * list or for new mail the watcher found. A message deleted in between is left out.
+   */
+  async summaries(itemIds: string[], folder: string, includeText: boolean): Promise<MessageSummary[]> {
     const limits = this.#limits;
     return this.#request('GetItem', async (service, ews) => {
-      const props = new ews.PropertySet(ews.BasePropertySet.IdOnly, this.#summaryProperties(ews));
+      const props = new ews.PropertySet(ews.BasePropertySet.IdOnly, summaryProperties(ews));
       if (includeText) {
         if (limits.exchange2013) {
           props.Add(ews.ItemSchema.TextBody);
@@ -240,23 +233,5 @@ export class EwsReader implements MessageReader {
       }
       return out;
     });
-  }
-
-  #summaryProperties(ews: typeof EwsApi): EwsApi.PropertyDefinitionBase[] {
-    return [
-      ews.ItemSchema.Subject,
-      ews.ItemSchema.DateTimeReceived,
-      ews.ItemSchema.DateTimeSent,
-      ews.ItemSchema.Size,
-      ews.ItemSchema.HasAttachments,
-      ews.ItemSchema.Attachments,
-      ews.EmailMessageSchema.IsRead,
-      ews.EmailMessageSchema.From,
-      ews.EmailMessageSchema.ToRecipients,
-      ews.EmailMessageSchema.CcRecipients,
-      ews.EmailMessageSchema.InternetMessageId,
-      new ews.ExtendedPropertyDefinition(MAPI.flagStatus, ews.MapiPropertyType.Integer),
-      new ews.ExtendedPropertyDefinition(MAPI.lastVerb, ews.MapiPropertyType.Integer),
-    ];
   }
 }

@@ -6,8 +6,8 @@ import { AppError } from '../../errors.js';
 import type { ConnectorContext } from '../../domain/connector.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
 import { outboundSecureContext } from '../../net/trust.js';
-import { toGraphError, type GraphItem } from './errors.js';
-import { graphCall, graphError, graphOpen, retryAfterMs, type GraphAnswer, type GraphStreamAnswer } from './http.js';
+import { toGraphError, type GraphItem, type GraphPermission } from './errors.js';
+import { graphCall, graphError, graphOpen, retryAfterMs, type GraphAnswer, type GraphMethod, type GraphStreamAnswer } from './http.js';
 import type { MailboxLimiter } from './mailbox-limiter.js';
 
 /** How one Graph host and mailbox is reached; a part of GraphSettings. */
@@ -30,13 +30,26 @@ export interface GraphEndpoint {
 }
 
 export interface GraphCall {
-  method?: 'GET' | 'PATCH';
+  method?: GraphMethod;
   url: URL;
   /** For this request and its retries. */
   budgetMs: number;
   /** Prefer values besides IdType="ImmutableId", which every request carries. */
   prefer?: readonly string[];
   body?: unknown;
+  /** More request headers (an upload chunk's Content-Range). */
+  headers?: Record<string, string>;
+  /**
+   * A URL Graph handed out with its own authorization (an attachment upload session): it gets no token,
+   * and its host (which may be another Microsoft host) passes the outbound policy like any other.
+   */
+  preauthenticated?: boolean;
+  /** Slots of the mailbox's 4 this request takes (a JSON batch: as many of its requests as run at once). */
+  slots?: number;
+  /** What a 403 names: Mail.ReadWrite (default for changes) or Mail.Send. */
+  permission?: GraphPermission;
+  /** Statuses besides 2xx that are answered rather than thrown (a delta query's 410 "start over"). */
+  expect?: readonly number[];
   /** Most bytes of the JSON answer (default 1 MiB); a larger one comes back with tooLarge. */
   maxBytes?: number;
   /** What a 404 names (see toGraphError). */
@@ -83,6 +96,38 @@ export class GraphClient {
     return { headers: answer.headers, stream: answer.stream! };
   }
 
+  /** Most attempts of one request answered 429 / 5xx (MSB_GRAPH_MAX_ATTEMPTS). */
+  get maxAttempts(): number {
+    return this.#endpoint.maxAttempts;
+  }
+
+  /**
+   * The error for an answer that did not come through #send (one response of a JSON batch), mapped like
+   * the answers of single requests.
+   */
+  errorOf(answer: { status: number; body: unknown; item?: GraphItem; permission?: GraphPermission; attempts?: number; retryAfterSeconds?: number; write?: boolean }): AppError {
+    const e = this.#endpoint;
+    const said = graphError(answer.body);
+    return toGraphError({
+      host: e.host,
+      port: e.port,
+      mailbox: e.mailbox,
+      status: answer.status,
+      ...(said.code ? { graphCode: said.code } : {}),
+      ...(said.message ? { graphMessage: said.message } : {}),
+      ...(answer.item ? { item: answer.item } : {}),
+      ...(answer.permission ? { permission: answer.permission } : {}),
+      ...(answer.write ? { write: true } : {}),
+      ...(answer.attempts !== undefined ? { attempts: answer.attempts } : {}),
+      ...(answer.retryAfterSeconds !== undefined ? { retryAfterSeconds: answer.retryAfterSeconds } : {}),
+    });
+  }
+
+  /** The wait before trying again after a 429 / 5xx: Retry-After when given, else backoff (see #delay). */
+  retryDelay(retryAfter: string | string[] | undefined, attempt: number): number {
+    return this.#delay({ status: 429, headers: { 'retry-after': retryAfter } as GraphAnswer['headers'], body: undefined }, attempt);
+  }
+
   close(): void {
     this.#tokens.close();
     this.#agent?.destroy();
@@ -92,13 +137,24 @@ export class GraphClient {
   async #send(call: GraphCall, stream: boolean): Promise<GraphStreamAnswer> {
     const e = this.#endpoint;
     const deadline = Date.now() + call.budgetMs;
-    const address = await this.#ctx.outbound.check(e.host, e.port);
-    let token = await this.#tokens.token();
+    const pre = call.preauthenticated === true;
+    const target = pre ? { host: call.url.hostname, port: call.url.port ? Number(call.url.port) : 443 } : { host: e.host, port: e.port };
+    if (pre && call.url.protocol !== 'https:') throw new AppError('MAIL_PROTOCOL_ERROR', `Microsoft Graph ${e.host} handed out an upload URL that is not https: not followed`);
+    const address = await this.#ctx.outbound.check(target.host, target.port);
+    let token = pre ? undefined : await this.#tokens.token();
     let renewed = false;
-    const where = { host: e.host, port: e.port, mailbox: e.mailbox, ...(call.item ? { item: call.item } : {}), ...(call.method === 'PATCH' ? { write: true } : {}) };
+    const where = {
+      host: target.host,
+      port: target.port,
+      mailbox: e.mailbox,
+      ...(call.item ? { item: call.item } : {}),
+      ...(call.method !== undefined && call.method !== 'GET' ? { write: true } : {}),
+      ...(call.permission ? { permission: call.permission } : {}),
+    };
     for (let attempt = 1; ; attempt++) {
-      const secrets = [token.reveal()];
-      const release = await this.#slot(deadline, call.budgetMs);
+      // an upload URL carries its own authorization in its query: never in a log or an error message
+      const secrets = token ? [token.reveal()] : [call.url.search, call.url.href];
+      const release = await this.#slot(deadline, call.budgetMs, call.slots ?? 1);
       const left = deadline - Date.now();
       if (left <= 0) {
         release();
@@ -111,11 +167,12 @@ export class GraphClient {
           method: call.method ?? 'GET',
           url: call.url,
           address,
-          token: token.reveal(),
+          ...(token ? { token: token.reveal() } : {}),
           timeoutMs: left,
           requestId: randomUUID(),
           prefer: [IMMUTABLE_IDS, ...(call.prefer ?? [])],
           ...(call.body !== undefined ? { body: call.body } : {}),
+          ...(call.headers ? { headers: call.headers } : {}),
           maxBytes: call.maxBytes ?? DEFAULT_MAX_JSON,
         } as const;
         answer = stream ? await graphOpen(this.#agent ??= this.#newAgent(), request) : await graphCall(this.#agent ??= this.#newAgent(), request);
@@ -125,7 +182,7 @@ export class GraphClient {
       }
       const { status } = answer;
       this.#ctx.logger.debug({ what: call.what, status, attempt, ms: Date.now() - started }, 'Graph answered');
-      if (status >= 200 && status < 300) {
+      if ((status >= 200 && status < 300) || call.expect?.includes(status)) {
         if (answer.stream) answer.stream.once('close', release);
         else release();
         return answer;
@@ -133,7 +190,7 @@ export class GraphClient {
       release();
       const said = graphError(answer.body);
       this.#ctx.logger.debug({ what: call.what, status, graphCode: said.code, attempt }, 'Graph answered with an error');
-      if (status === 401 && !renewed) {
+      if (status === 401 && !renewed && token) {
         // a token can be refused before its expiry (revoked, password changed): one fresh token decides
         renewed = true;
         token = await this.#tokens.token({ fresh: true });
@@ -151,8 +208,8 @@ export class GraphClient {
   }
 
   /** A slot of the mailbox's 4 concurrent requests, waiting at most until the call's deadline. */
-  async #slot(deadline: number, budgetMs: number): Promise<() => void> {
-    const release = await this.#limiter.acquire(this.#key, deadline);
+  async #slot(deadline: number, budgetMs: number, slots: number): Promise<() => void> {
+    const release = await this.#limiter.acquire(this.#key, deadline, slots);
     if (release) return release;
     throw new AppError(
       'GRAPH_THROTTLED',

@@ -1,10 +1,13 @@
 import { AppError } from '../../errors.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import { GraphChanges } from './changes.js';
 import { GraphClient, type GraphEndpoint } from './client.js';
 import { GraphFolders } from './folders.js';
 import type { MailboxLimiter } from './mailbox-limiter.js';
 import { GraphReader } from './messages.js';
+import { GraphSender } from './send.js';
+import { GraphWatcher } from './watch.js';
 
 /** Everything a Graph connector needs; tokens come from the session's AccessTokens. */
 export interface GraphSettings extends GraphEndpoint {
@@ -27,6 +30,12 @@ const SELECT = '?$select=id,displayName,parentFolderId,totalItemCount,unreadItem
 export class GraphConnector implements Connector {
   readonly persistent = false;
   readonly reader: GraphReader;
+  readonly flagger: GraphChanges;
+  readonly mover: GraphChanges;
+  readonly deleter: GraphChanges;
+  readonly tagger: GraphChanges;
+  readonly sender: GraphSender;
+  readonly watcher: GraphWatcher;
   readonly #settings: GraphSettings;
   readonly #client: GraphClient;
   readonly #folders: GraphFolders;
@@ -44,6 +53,13 @@ export class GraphConnector implements Connector {
       budgetMs,
       parseMaxBytes: settings.parseMaxBytes,
     });
+    const changes = new GraphChanges({ client: this.#client, folders: this.#folders, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes });
+    this.flagger = changes;
+    this.mover = changes;
+    this.deleter = changes;
+    this.tagger = changes;
+    this.watcher = new GraphWatcher({ client: this.#client, folders: this.#folders, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes, logger: ctx.logger });
+    this.sender = new GraphSender({ client: this.#client, mailboxUrl: settings.mailboxUrl, host: settings.host, budgetMs, parseMaxBytes: settings.parseMaxBytes });
   }
 
   /** The GET that proves access also answers the first summary. */

@@ -22,9 +22,13 @@ export interface GraphErrorContext {
    * not-found code, never GRAPH_MAILBOX_NOT_FOUND; the mailbox itself was found when the session connected.
    */
   item?: GraphItem;
-  /** The request changes the mailbox (PATCH): a 403 means the app may read but not write. */
+  /** The request changes the mailbox (PATCH, POST, DELETE): a 403 means the app may read but not do this. */
   write?: boolean;
+  /** The permission a 403 on this request names (default Mail.ReadWrite; sending needs Mail.Send). */
+  permission?: GraphPermission;
 }
+
+export type GraphPermission = 'Mail.ReadWrite' | 'Mail.Send';
 
 export type GraphItem = 'message' | 'folder' | 'attachment';
 
@@ -50,9 +54,12 @@ function toItemError(ctx: GraphErrorContext, where: string, tail: string): AppEr
     return new AppError(ITEM_CODES[item], `${where}: ${ITEM_WORDS[item]} (HTTP ${status})${tail}`);
   }
   if (ctx.write && status === 403) {
+    const send = ctx.permission === 'Mail.Send';
     return new AppError(
       'GRAPH_ACCESS_DENIED',
-      `${where} refused to change a message in mailbox ${ctx.mailbox} (HTTP 403)${tail}: the app registration needs the Microsoft Graph permission Mail.ReadWrite (Mail.ReadWrite.Shared for another user's mailbox)`,
+      `${where} refused to ${send ? 'send mail as' : 'change a message in'} mailbox ${ctx.mailbox} (HTTP 403)${tail}: the app registration needs the Microsoft Graph permission ${
+        send ? 'Mail.Send (Mail.Send.Shared and Send As rights for another user\'s mailbox)' : 'Mail.ReadWrite (Mail.ReadWrite.Shared for another user\'s mailbox)'
+      }, with admin consent`,
     );
   }
   return undefined;

@@ -59,6 +59,7 @@ export class GraphFolders {
   readonly #ctx: FolderContext;
   #inbox: GraphFolder | undefined;
   #special: Map<string, SpecialUse> | undefined;
+  readonly #wellKnown = new Map<string, string>();
   readonly #paths = new Map<string, { path: string; at: number }>();
   readonly #ids = new Map<string, { id: string; path: string; at: number }>();
 
@@ -177,6 +178,25 @@ export class GraphFolders {
     const path = names.join(DELIMITER);
     if (names.length > 0) this.#remember(id, path);
     return path;
+  }
+
+  /**
+   * The id of a well-known folder ("deleteditems"); asked once per session (a well-known folder cannot
+   * be deleted or renamed away). FOLDER_NOT_FOUND when the mailbox has none.
+   */
+  async wellKnown(name: string): Promise<string> {
+    const cached = this.#wellKnown.get(name);
+    if (cached) return cached;
+    const answer = await this.#ctx.client.json({
+      url: new URL(`${this.#ctx.mailboxUrl}/mailFolders/${name}?$select=${SELECT}`),
+      budgetMs: this.#ctx.budgetMs(),
+      item: 'folder',
+      what: 'well-known folder',
+    });
+    const folder = asFolder(answer.body);
+    if (!folder) throw new AppError('MAIL_PROTOCOL_ERROR', `Microsoft Graph ${this.#ctx.host}: the folder ${name} came without an id`);
+    this.#wellKnown.set(name, folder.id);
+    return folder.id;
   }
 
   /** After a folder turned out to be gone: forget what was cached. */

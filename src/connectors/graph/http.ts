@@ -16,19 +16,24 @@ export interface GraphStreamAnswer extends GraphAnswer {
   stream?: IncomingMessage;
 }
 
+export type GraphMethod = 'GET' | 'PATCH' | 'POST' | 'DELETE' | 'PUT';
+
 export interface GraphRequest {
-  method: 'GET' | 'PATCH';
+  method: GraphMethod;
   url: URL;
   /** The address the outbound policy approved; the certificate is still checked against the URL's host. */
   address: string;
-  token: string;
+  /** Bearer token; absent for a pre-authenticated URL (an attachment upload session), which must get none. */
+  token?: string;
   /** Until the whole JSON answer is read; for a stream, until its headers arrived. */
   timeoutMs: number;
   requestId: string;
   /** Prefer header values, sent as one header line each (as Graph's documentation shows them). */
   prefer: readonly string[];
-  /** A JSON body (PATCH). */
+  /** A JSON body (PATCH, POST), or bytes sent as they are (an upload chunk, with `headers`). */
   body?: unknown;
+  /** More request headers (Content-Range of an upload chunk). */
+  headers?: Record<string, string>;
   /** Most bytes of a JSON answer read; a larger one resolves with tooLarge. */
   maxBytes: number;
 }
@@ -68,7 +73,8 @@ function failure(code: string, message: string): Error {
 function exchange(agent: Agent, req: GraphRequest, stream: boolean): Promise<GraphStreamAnswer> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body), 'utf8');
+    const raw = Buffer.isBuffer(req.body);
+    const payload = req.body === undefined ? undefined : raw ? (req.body as Buffer) : Buffer.from(JSON.stringify(req.body), 'utf8');
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
@@ -82,13 +88,16 @@ function exchange(agent: Agent, req: GraphRequest, stream: boolean): Promise<Gra
         agent,
         lookup: pinned(req.address),
         headers: {
-          authorization: `Bearer ${req.token}`,
+          ...(req.token !== undefined ? { authorization: `Bearer ${req.token}` } : {}),
           accept: 'application/json',
           'user-agent': 'mail-session-broker',
           // Graph echoes it in its answers and logs: lets an administrator find our request in Microsoft's traces
           'client-request-id': req.requestId,
           prefer: [...req.prefer],
-          ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+          // Graph wants Content-Length on every POST, also an empty one (an action without parameters)
+          ...(req.method === 'POST' || req.method === 'PUT' || payload ? { 'content-length': String(payload?.length ?? 0) } : {}),
+          ...(payload ? { 'content-type': raw ? 'application/octet-stream' : 'application/json' } : {}),
+          ...req.headers,
         },
       },
       (res) => {

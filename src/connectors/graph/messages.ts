@@ -1,8 +1,9 @@
 import { AppError, isAppError } from '../../errors.js';
-import { decodeId, type Download, type Folder, type ListQuery, type MessageDetail, type MessagePage, type MessageReader } from '../../domain/mail.js';
+import { type Download, type Folder, type ListQuery, type MessageDetail, type MessagePage, type MessageReader } from '../../domain/mail.js';
 import type { GraphClient } from './client.js';
 import { SUMMARY_EXPAND, SUMMARY_SELECT, bodyOf, headersOf, messageIds, safeContentType, toSummary, type GraphMessage } from './convert.js';
 import type { GraphFolders } from './folders.js';
+import { graphId } from './ids.js';
 import { buildFilter, decodeCursor, encodeCursor, pagingOf, pinOf, queryFingerprint, queryString } from './query.js';
 
 export interface ReaderContext {
@@ -23,12 +24,6 @@ const AS_TEXT = 'outlook.body-content-type="text"';
 function asMessage(value: unknown): GraphMessage | undefined {
   const m = value as { id?: unknown } | null;
   return typeof m === 'object' && m !== null && typeof m.id === 'string' && m.id.length > 0 && m.id.length <= 1024 ? (m as GraphMessage) : undefined;
-}
-
-/** A Graph id from one of our ids; undefined when it cannot be one (then nothing is sent to Graph). */
-function graphId(id: string): string | undefined {
-  const decoded = decodeId(id);
-  return decoded && /^[A-Za-z0-9_=+/-]{1,1024}$/.test(decoded) ? decoded : undefined;
 }
 
 /**

@@ -34,7 +34,8 @@ function anyOf(clauses: string[]): string {
 /**
  * The loop's filters as $filter: receivedDateTime first (the $orderby rule), then read status, then
  * subject and sender "contains" (Graph compares case-insensitively; `from` matches the address or the
- * display name). `pin` bounds a newest-first listing to what existed when its first page was read.
+ * display name), then "without this category" (what work claims have not done yet) as a lambda on the
+ * categories collection. `pin` bounds a newest-first listing to what existed when its first page was read.
  */
 export function buildFilter(filter: MessageFilter, pin?: string): string {
   const clauses = [`receivedDateTime ge ${filter.since ? odataDate(filter.since) : EPOCH}`];
@@ -45,6 +46,7 @@ export function buildFilter(filter: MessageFilter, pin?: string): string {
   if (filter.from.length) {
     clauses.push(anyOf(filter.from.flatMap((s) => [`contains(from/emailAddress/address,${literal(s)})`, `contains(from/emailAddress/name,${literal(s)})`])));
   }
+  if (filter.withoutKeyword) clauses.push(`not(categories/any(c:c eq ${literal(filter.withoutKeyword)}))`);
   return clauses.join(' and ');
 }
 
@@ -100,7 +102,7 @@ function checkPaging(paging: [string, string][], fail: () => AppError): void {
 
 /** The fingerprint of a list query: which cursor belongs to it. */
 export function queryFingerprint(q: ListQuery): string {
-  const parts = [q.folder, q.status, q.subject, q.from, q.since?.toISOString() ?? null, q.before?.toISOString() ?? null, q.order, q.limit, q.includeText];
+  const parts = [q.folder, q.status, q.subject, q.from, q.since?.toISOString() ?? null, q.before?.toISOString() ?? null, q.order, q.limit, q.includeText, ...(q.withoutKeyword ? [q.withoutKeyword] : [])];
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 22);
 }
 
