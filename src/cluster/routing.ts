@@ -149,7 +149,8 @@ export const clusterRouting = fp(
         if (entry) {
           const view = shown(entry);
           const age = view.mailbox ? Date.now() - Date.parse(view.mailbox.checkedAt) : Infinity;
-          const fresh = view.state !== 'connected' || age <= o.config.MSB_SUMMARY_MAX_AGE_MS;
+          // a session between states (connecting, awaiting a sign-in...) is asked live: its holder knows better
+          const fresh = (view.state === 'connected' && age <= o.config.MSB_SUMMARY_MAX_AGE_MS) || view.state === 'failed';
           if (!membership.isLive(entry.replica) || fresh) {
             // an inspect renews the session's expiry: its holder hears of it (batched)
             if (membership.isLive(entry.replica)) o.touches.add(entry.replica, id);

@@ -14,6 +14,7 @@ import { encodeId } from '../../src/domain/mail.js';
 import { createHash } from 'node:crypto';
 import { seedFolders } from '../harness/graph-mail-seed.js';
 import { USERS, startGraphWorld } from '../harness/graph-world.js';
+import { signInOverHttp } from '../harness/sign-in.js';
 
 type App = TestApp['app'];
 const ALICE = 'alice@example.test';
@@ -242,8 +243,8 @@ describe('replicas on Redis (in one test process)', () => {
   });
 });
 
-describe('downloads through the replica that does not hold the session (outlook, fake Graph)', () => {
-  test('raw and a 3 MB attachment stream byte for byte through either replica', async (t) => {
+describe('outlook sessions on two replicas (fake Graph and identity provider)', () => {
+  test('raw and a 3 MB attachment stream byte for byte through either replica; an OAuth2 callback reaching the other replica completes the sign-in', async (t) => {
     const redis = await startRedis();
     const world = await startGraphWorld();
     t.after(async () => {
@@ -276,6 +277,20 @@ describe('downloads through the replica that does not hold the session (outlook,
       assert.equal(res.status, 200);
       assert.match(String(res.headers.get('content-disposition')), /^attachment; filename="Rechnung 2026-11\.pdf"/);
       assert.equal(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex'), createHash('sha256').update(rich.pdf).digest('hex'));
+    }
+    // a sign-in started by the replica that holds the session; the identity provider sends the browser to the other one
+    const started = await replicas[1]!.app.inject({ method: 'POST', url: '/v1/sessions', payload: { name: 'signs-in', type: 'outlook' } });
+    assert.equal(started.statusCode, 202, started.body);
+    const callback = new URL(await signInOverHttp(started.json().authorizationUrl, { caPem: world.certs.caPem, username: USERS.carol.name, password: USERS.carol.password }));
+    const holder = await Promise.all(replicas.map(({ app }) => app.inject({ method: 'GET', url: '/metrics' }).then((res) => /msb_sessions\{type="outlook",state="awaiting_authorization"\} 1/.test(res.body))));
+    const other = replicas[holder.indexOf(false)]!;
+    const page = await fetch(`http://127.0.0.1:${other.port}${callback.pathname}${callback.search}`, { headers: { accept: 'application/json' } });
+    assert.equal(page.status, 200, await page.clone().text());
+    assert.equal(((await page.json()) as { state: string }).state, 'connected');
+    for (const { app } of replicas) {
+      const seen = await app.inject({ method: 'GET', url: '/v1/sessions/signs-in' });
+      assert.equal(seen.json().state, 'connected');
+      assert.equal(seen.json().mailbox.name, 'Inbox');
     }
   });
 });
