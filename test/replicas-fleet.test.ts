@@ -310,11 +310,19 @@ describe('a fleet of 3 replicas on Redis, 300 sessions on Dovecot', { timeout: 6
     await redis.stop();
     await sleep(TTL + 1000);
     await redis.start();
-    await waitFor('every session stored and listed again', 60_000, async () => {
-      const stored = await watcher.hlen(`${PREFIX}sessions`).catch(() => 0);
-      if (stored !== N) return undefined;
-      return allConnected(all[0]!, new Set(all.map(replicaId)));
-    });
+    try {
+      await waitFor('every session stored and listed again', 60_000, async () => {
+        const stored = await watcher.hlen(`${PREFIX}sessions`).catch(() => 0);
+        if (stored !== N) return undefined;
+        return allConnected(all[0]!, new Set(all.map(replicaId)));
+      });
+    } catch (err) {
+      // what the replicas said about it, for the post-mortem
+      const held = await holders().catch(() => new Map());
+      t.diagnostic(`stored ${await watcher.hlen(`${PREFIX}sessions`).catch(() => -1)}, leases ${[...held.values()].filter(Boolean).length}`);
+      for (const r of all) t.diagnostic(`${r.name}:\n${r.output().split('\n').filter((l) => /"level":[45]0|redis|resync|written again/.test(l)).slice(-15).join('\n')}`);
+      throw err;
+    }
     await sleep(TICK);
     running = false;
     await load;

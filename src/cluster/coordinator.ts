@@ -489,7 +489,6 @@ export class Coordinator {
 
   /** After Redis came back: takes back the leases of held sessions and writes their records again (it may have lost them). */
   async #resyncHeld(): Promise<void> {
-    this.#resync = false;
     let lost = 0;
     await eachLimited([...this.#held.keys()], 50, async (id) => {
       const held = this.#held.get(id);
@@ -508,6 +507,8 @@ export class Coordinator {
       this.#pendingRemovals.delete(id);
     }
     await this.#publish([...this.#held.keys()], true);
+    // only now: a resync that failed half-way (Redis gone again) runs again at the next tick
+    this.#resync = false;
     this.#log.info({ sessions: this.#held.size, lost }, 'redis is back: held sessions written again');
   }
 }
