@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Admission, SessionPool } from '../domain/pool.js';
@@ -9,7 +10,7 @@ import type { Directory } from './directory.js';
 import type { Forwarder, ReplicaSigner } from './forwarding.js';
 import type { Membership } from './membership.js';
 import type { Ownership } from './ownership.js';
-import { REPLICA_HEADER } from './forwarding.js';
+import { Outage } from './outage.js';
 import { sessionId, splitSessionId, unavailable, type RedisConnection } from './redis.js';
 
 export interface CoordinatorOptions {
@@ -90,15 +91,19 @@ export class Coordinator {
   #resync = false;
   /** Until then (after Redis came back) no expired lease is taken: every replica first takes its own back. */
   #graceUntil = 0;
-  /** Redis is unreachable for every replica that answered, so nobody can take this replica's sessions. */
-  #downForAll = false;
-  #lastPeerPoll = 0;
+  readonly #outage: Outage;
+  /** The value of the epoch key seen last, and whether it was looked at since the last (re)connect. */
+  #epoch: string | undefined;
+  #epochChecked = false;
+  /** Until then Redis is being filled again after it lost its data: what it does not know may still exist. */
+  #rebuildingUntil = 0;
   #lastLive = new Set<string>();
 
   constructor(options: CoordinatorOptions) {
     this.#o = options;
     this.#timing = leaseTiming(options.config.MSB_LEASE_TTL_MS);
     this.#log = options.logger.child({ component: 'cluster', replica: options.membership.me.id });
+    this.#outage = new Outage(options.redis, options.membership, options.signer, this.#timing.tickMs);
     let connectedBefore = false;
     options.redis.onChange((up) => {
       if (!up) return;
@@ -109,6 +114,7 @@ export class Coordinator {
         this.#graceUntil = Date.now() + this.#timing.graceMs;
       }
       connectedBefore = true;
+      this.#epochChecked = false;
       this.kick();
     });
   }
@@ -121,12 +127,14 @@ export class Coordinator {
     this.#pool = pool;
   }
 
-  start(): void {
+  /** Starts the ticks; resolves once the first one ran (the replica has looked at Redis and placed sessions). */
+  async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     this.#fenceTimer = setInterval(() => this.#checkValidity(), 250);
     this.#fenceTimer.unref();
     this.kick();
+    await this.#ticking;
   }
 
   /** Runs a tick now (or right after the one running). */
@@ -152,10 +160,19 @@ export class Coordinator {
       });
   }
 
+  /**
+   * Whether Redis may not know of every session yet: right after a (re)connect until its data was checked,
+   * and for a lease TTL after it turned out to have lost its data (the replicas are writing it again).
+   * A session Redis does not know of then is "try again", not "not found".
+   */
+  rebuilding(): boolean {
+    return !this.#epochChecked || Date.now() < this.#rebuildingUntil;
+  }
+
   /** Whether this replica holds the session and may use it now. */
   mayUse(owner: string, name: string): boolean {
     const held = this.#held.get(sessionId(owner, name));
-    return held !== undefined && (held.validUntil > Date.now() || this.#keepsWorkingWithoutRedis());
+    return held !== undefined && (held.validUntil > Date.now() || this.#outage.nobodyCanTakeOver());
   }
 
   /** Marks a held session to be published to the directory soon (its state changed). */
@@ -191,6 +208,8 @@ export class Coordinator {
   async admit(owner: string, name: string, prepared: PreparedSession): Promise<Admission> {
     if (this.#stopping) throw new AppError('SHUTTING_DOWN', 'the service is shutting down');
     this.#o.redis.require('creating a session');
+    // a session Redis lost and its holder has not written again yet would be created a second time
+    await this.confirmAbsent('creating a session');
     const c = this.#o.config;
     const id = sessionId(owner, name);
     const host = prepared.host ?? '';
@@ -271,9 +290,10 @@ export class Coordinator {
   async #tick(): Promise<void> {
     const { redis, membership } = this.#o;
     if (!redis.up) {
-      await this.#pollPeers();
+      await this.#outage.pollPeers();
       return;
     }
+    await this.#checkEpoch();
     if (this.#resync) await this.#resyncHeld();
     await membership.heartbeat();
     await membership.refresh();
@@ -284,6 +304,44 @@ export class Coordinator {
     await this.#place();
     await this.#publish([...this.#held.keys()], false);
     for (const [id, until] of this.#skip) if (until <= Date.now()) this.#skip.delete(id);
+  }
+
+  /**
+   * Reads the epoch key (every tick, and before anything is answered "not found"): when it is gone or
+   * another than seen last, Redis lost its data (a restart without persistence, a flush). Then every
+   * replica writes again what it holds, and for a lease TTL what Redis does not know is "try again".
+   */
+  async #checkEpoch(): Promise<boolean> {
+    const { client, keys } = this.#o.redis;
+    let seen = await client.get(keys.epoch);
+    if (seen === null) {
+      await client.set(keys.epoch, randomBytes(12).toString('base64url'), 'NX');
+      seen = await client.get(keys.epoch);
+    }
+    const lost = this.#epoch !== undefined && seen !== this.#epoch;
+    if (lost) {
+      this.#rebuildingUntil = Date.now() + this.#timing.graceMs;
+      this.#graceUntil = Math.max(this.#graceUntil, this.#rebuildingUntil);
+      this.#resync = true;
+      this.#log.warn('redis lost its data (restarted without persistence?): the replicas write again what they hold');
+    }
+    this.#epoch = seen ?? undefined;
+    this.#epochChecked = true;
+    return lost;
+  }
+
+  /**
+   * Before Redis's word that a session does not exist is believed (a 404, a create): throws
+   * STORE_UNAVAILABLE while Redis may not know of every session (see rebuilding()), also when it turns
+   * out only now that it lost its data.
+   */
+  async confirmAbsent(what: string): Promise<void> {
+    if (this.rebuilding()) throw unavailable(`${what} (Redis is being filled again after it lost its data)`);
+    const lost = await storeCall(this.#checkEpoch(), what);
+    if (lost) {
+      this.kick();
+      throw unavailable(`${what} (Redis is being filled again after it lost its data)`);
+    }
   }
 
   #validFor(): number {
@@ -451,40 +509,12 @@ export class Coordinator {
     const now = Date.now();
     for (const [id, held] of this.#held) {
       if (held.validUntil > now) continue;
-      if (this.#keepsWorkingWithoutRedis()) {
+      if (this.#outage.nobodyCanTakeOver()) {
         held.validUntil = now + this.#timing.tickMs;
         continue;
       }
       this.#fence(id, this.#o.redis.up ? 'its lease could not be renewed in time' : 'redis is unreachable from here but not from the other replicas');
     }
-  }
-
-  /**
-   * Whether held sessions stay in use past their lease: only while Redis is unreachable and every other
-   * live replica said (within the last two ticks) that it cannot reach Redis either: then nobody can take
-   * them over. A replica cut off alone (a partition) gets no such answer and closes its sessions in time.
-   */
-  #keepsWorkingWithoutRedis(): boolean {
-    return !this.#o.redis.up && this.#downForAll && Date.now() - this.#lastPeerPoll < 2 * this.#timing.tickMs;
-  }
-
-  async #pollPeers(): Promise<void> {
-    const peers = this.#o.membership.peers();
-    const answers = await Promise.all(
-      peers.map(async (peer) => {
-        const path = '/internal/cluster/health';
-        try {
-          const res = await fetch(new URL(path, peer.url), { headers: { [REPLICA_HEADER]: this.#o.signer.sign('GET', path, undefined) }, signal: AbortSignal.timeout(1000) });
-          if (!res.ok) return undefined;
-          return ((await res.json()) as { redis?: unknown }).redis === true;
-        } catch {
-          return undefined;
-        }
-      }),
-    );
-    // every peer answered, and none reaches Redis (no peer at all: a fleet of one)
-    this.#downForAll = answers.every((reaches) => reaches === false);
-    this.#lastPeerPoll = Date.now();
   }
 
   /** After Redis came back: takes back the leases of held sessions and writes their records again (it may have lost them). */

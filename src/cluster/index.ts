@@ -187,7 +187,7 @@ export class Cluster {
     this.redis.subscriber.on('ready', subscribe);
     if (this.redis.subscriber.status === 'ready') subscribe();
     this.redis.subscriber.on('message', (channel: string, message: string) => this.#received(channel, message));
-    this.coordinator.start();
+    await this.coordinator.start();
     await this.membership.announce().catch(() => {});
   }
 

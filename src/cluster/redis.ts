@@ -23,6 +23,8 @@ export class Keys {
   get principals() { return `${this.#p}principals`; }
   get tokens() { return `${this.#p}tokens`; }
   get reconnectBucket() { return `${this.#p}reconnect-bucket`; }
+  /** A random value written once: when it is gone or another, Redis lost its data (a restart without persistence). */
+  get epoch() { return `${this.#p}epoch`; }
   get eventsChannel() { return `${this.#p}events`; }
   get clusterChannel() { return `${this.#p}cluster`; }
   lease(id: string) { return `${this.#p}lease:${id}`; }

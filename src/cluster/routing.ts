@@ -55,7 +55,7 @@ export const clusterRouting = fp(
     const { pool, membership, coordinator } = o;
     const me = membership.me.id;
 
-    // what a replica whose Redis is gone asks its peers (see Coordinator, keepsWorkingWithoutRedis)
+    // what a replica whose Redis is gone asks its peers (see Outage)
     app.get('/internal/cluster/health', { schema: { hide: true } }, async (request) => {
       const header = request.headers[REPLICA_HEADER];
       if (typeof header !== 'string' || !o.signer.verify(header, request.method, request.url)) {
@@ -78,6 +78,8 @@ export const clusterRouting = fp(
       if (await lookup(o.store.exists(id), 'finding the replica that holds this session')) {
         throw new AppError('SESSION_RECONNECTING', `session "${name}" is moving to another replica; try again shortly`, { retryAfterSeconds: 2 });
       }
+      // Redis may have lost its data, and the holder not written it again yet
+      await coordinator.confirmAbsent('finding this session');
       return undefined;
     };
 
@@ -103,6 +105,8 @@ export const clusterRouting = fp(
       if (route === '/v1/sessions' && request.method === 'GET') {
         const all = (request.query as { all?: boolean }).all === true;
         if (all && principal.role !== 'admin') return; // the route answers FORBIDDEN
+        // a list missing what the replicas have not written again yet would look like lost sessions
+        await coordinator.confirmAbsent('listing sessions');
         const entries = await lookup(o.directory.list(all ? undefined : principal.name), 'listing sessions');
         const views = new Map<string, SessionView>();
         for (const entry of entries) views.set(sessionId(entry.view.owner, entry.view.name), shown(entry));
@@ -141,6 +145,7 @@ export const clusterRouting = fp(
         if (await lookup(o.store.exists(id), 'finding the replica that holds this session')) {
           throw new AppError('SESSION_RECONNECTING', `session "${name}" is moving to another replica; try again shortly`, { retryAfterSeconds: 2 });
         }
+        await coordinator.confirmAbsent('finding this session');
         return;
       }
       const query = request.query as { refresh?: boolean } | undefined;

@@ -236,10 +236,62 @@ describe('replicas on Redis (in one test process)', () => {
       const stored = await dump(redis);
       return stored.includes('anonymous/away-1') && stored.includes('anonymous/away-2') ? true : undefined;
     });
-    const listed = (await app.inject({ method: 'GET', url: '/v1/sessions' })).json().sessions;
+    // while Redis is filled again, a list would miss what is not written yet: it answers 503 meanwhile
+    const listed = await waitFor('the list again', async () => {
+      const res = await app.inject({ method: 'GET', url: '/v1/sessions' });
+      if (res.statusCode === 503) assertProblem(res, 'STORE_UNAVAILABLE');
+      return res.statusCode === 200 ? res.json().sessions : undefined;
+    });
     assert.deepEqual(listed.map((s: { name: string; state: string }) => [s.name, s.state]), [['away-1', 'connected'], ['away-2', 'connected']]);
     assert.equal((await app.inject({ method: 'POST', url: '/v1/sessions', payload: body('away-3') })).statusCode, 201);
     for (const name of ['away-1', 'away-2', 'away-3']) assert.equal((await app.inject({ method: 'DELETE', url: `/v1/sessions/${name}` })).statusCode, 204);
+  });
+
+  test('Redis lost its data (flushed, then restarted empty): the other replica never answers 404 nor creates the session again; its holder writes it back', async (t) => {
+    const a = await replica(t);
+    const b = await replica(t);
+    await sleep(2500);
+    const name = 'lost-1';
+    assert.equal((await a.app.inject({ method: 'POST', url: '/v1/sessions', payload: body(name) })).statusCode, 201);
+    const connectedOn = async (r: typeof a) => /msb_sessions\{type="imap",state="connected"\} 1/.test((await r.app.inject({ method: 'GET', url: '/metrics' })).body);
+    const [holder, other] = (await connectedOn(a)) ? [a, b] : [b, a];
+    assert.ok(await connectedOn(holder), 'one replica holds the session');
+    const watcher = new Redis(redis.url);
+    t.after(() => watcher.disconnect());
+    const statuses: number[] = [];
+    /** What the replica that does not hold the session answers, until it finds the session again. */
+    const probeOther = async () => {
+      const seen = await inspect(other.app, name);
+      const again = await other.app.inject({ method: 'POST', url: '/v1/sessions', payload: body(name) });
+      statuses.push(seen.statusCode, again.statusCode);
+      for (const res of [seen, again]) if (res.statusCode === 503) assertProblem(res, 'STORE_UNAVAILABLE');
+      return seen.statusCode === 200 && again.statusCode === 200 ? true : undefined;
+    };
+
+    // every key gone at once, no reconnect: the very next request sees that the epoch key is gone
+    const keys = await watcher.keys(`${prefix}*`);
+    assert.ok(keys.length > 0);
+    await watcher.del(...keys);
+    const first = await inspect(other.app, name);
+    assertProblem(first, 'STORE_UNAVAILABLE');
+    assertProblem(await other.app.inject({ method: 'POST', url: '/v1/sessions', payload: body(name) }), 'STORE_UNAVAILABLE');
+    await waitFor('the session found again through the other replica', probeOther);
+
+    // a real restart without persistence: whichever replica reconnects first, the answers stay "try again"
+    await redis.stop();
+    await redis.start();
+    await waitFor('the session found again after the restart', probeOther);
+    assert.deepEqual([...new Set(statuses)].filter((s) => s !== 200 && s !== 503), [], `only 200 and 503 (never 404, never a second create): ${statuses.join(' ')}`);
+    assert.ok(await connectedOn(holder), 'the session stayed on its holder');
+    assert.ok(!(await connectedOn(other)), 'and was not created on the other replica');
+    // the list waits for every holder (a lease TTL after the loss was seen): until then it is "try again"
+    const listed = await waitFor('the list again', async () => {
+      const res = await other.app.inject({ method: 'GET', url: '/v1/sessions' });
+      if (res.statusCode === 503) assertProblem(res, 'STORE_UNAVAILABLE');
+      return res.statusCode === 200 ? res.json().sessions : undefined;
+    });
+    assert.deepEqual(listed.map((s: { name: string }) => s.name), [name]);
+    assert.equal((await other.app.inject({ method: 'DELETE', url: `/v1/sessions/${name}` })).statusCode, 204);
   });
 });
 
