@@ -10,7 +10,9 @@
 //      another process: memory per session, time to create all N, idle CPU with keepalive;
 //   3. inspect throughput while N sessions are held vs a bare Fastify route returning the same JSON;
 //   4. recovery: restart Dovecot while N sessions are held; time until all are connected again and the
-//      peak login rate Dovecot saw.
+//      peak login rate Dovecot saw;
+//   5. reading mail (bench/mail-read.ts): a page of 50 from a 10,000-message folder, attachment throughput and
+//      memory, a parsed 25 MB message (--quick: smaller).
 // Results: bench/results/latest.{json,md,svg} (--quick: bench/results/quick.*). Targets that are missed are
 // reported, not failures; the exit code is non-zero only when something broke (a create failed, a process
 // died, a phase timed out).
@@ -29,6 +31,7 @@ import { load, type LoadResult } from './lib/load.js';
 import { FD_LIMIT, openFileLimit, sampleProc, systemBusyPercent, type ProcSample } from './lib/proc.js';
 import { markdownTable, svgChart, type Row } from './lib/report.js';
 import { ratio, round, summarize, type Summary } from './lib/stats.js';
+import { mailReadRows, measureMailRead, type MailReadResult } from './mail-read.js';
 import { replicaBench, replicaOptions, replicaRows, type ReplicaBenchResult } from './replicas.js';
 
 // ------------------------------------------------------------------------------------------ options
@@ -793,13 +796,18 @@ interface Results {
   httpRoundTripMs: Summary | null;
   create: CreateCost[];
   pool: PoolResult[];
+  mailRead?: MailReadResult | undefined;
   replicas?: ReplicaBenchResult | null;
 }
 
 /** Writes <base>.json, .md and .svg (rows are computed here from the measurements); returns the markdown. */
 function writeOutputs(results: Results, base: string): string {
   const { machine: m, options: opts, background, notes, errors } = results;
-  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...replicaRows(results.replicas)];
+  results.rows = [
+    ...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs),
+    ...(results.mailRead ? mailReadRows(results.mailRead) : []),
+    ...replicaRows(results.replicas),
+  ];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   const md =
     `# mail-session-broker benchmark (${results.mode} run)\n\n` +
@@ -839,6 +847,7 @@ async function main(): Promise<number> {
   let create: CreateCost[] = [];
   let httpRoundTrip: Summary | null = null;
   const pool: PoolResult[] = [];
+  let mailRead: MailReadResult | undefined;
   let replicas: ReplicaBenchResult | null = null;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
@@ -891,6 +900,9 @@ async function main(): Promise<number> {
 
       // 2-4. pool, inspect, recovery for each N
       for (const [i, n] of opts.ns.entries()) pool.push(await poolPhase(n, i === 0, dovecot, tmp, opts, lifecycle, errors));
+
+      // the read side (bench/mail-read.ts), with a Dovecot and a service of its own
+      mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
     }
 
     // 5. replicas on Redis (bench/replicas.ts)
@@ -920,6 +932,7 @@ async function main(): Promise<number> {
     httpRoundTripMs: httpRoundTrip,
     create,
     pool,
+    mailRead,
     replicas,
   };
   const outDir = path.join(ROOT, 'bench', 'results');

@@ -36,6 +36,12 @@ export const ConfigSchema = Type.Object({
   MSB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'How often sessions that cannot be told of new mail (POP3, EWS, Outlook) look for it in their watched folders, for message.new events; 0 = they do not watch. IMAP sessions are told at once (IDLE).' }),
   MSB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 3_600_000, description: 'Close a session after this long without an API call naming it (0 = never); a session may override it with idleTimeoutMs.' }),
   MSB_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 45_000, description: 'Longest wait for the previous operation on the same session; then SESSION_BUSY.' }),
+  MSB_PARSE_MAX_BYTES: Type.Integer({
+    minimum: 65_536,
+    maximum: 1_073_741_824,
+    default: 26_214_400,
+    description: 'Bytes of a message read to build its parsed detail (GET /messages/{id}: headers, text, HTML, attachment list); beyond it the detail says truncated: true. Raw and attachment downloads stream and are not limited by it.',
+  }),
   MSB_RECONNECT_BASE_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1_000, description: 'First reconnect delay; doubles per attempt, with jitter.' }),
   MSB_RECONNECT_MAX_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'Cap of the reconnect delay.' }),
   MSB_RECONNECT_MAX_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Reconnect attempts before a session is failed (0 = keep trying; permanent errors such as rejected credentials fail at once).' }),

@@ -12,4 +12,6 @@ export interface MailServerSettings {
   password?: Secret;
   tls: TlsSettings;
   timeouts: { connectMs: number; commandMs: number };
+  /** MSB_PARSE_MAX_BYTES: bytes of a message read to build its parsed detail. */
+  parseMaxBytes: number;
 }

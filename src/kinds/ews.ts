@@ -20,8 +20,6 @@ import { resolveOAuthApp } from './ews-oauth.js';
 
 /** The seed's "EWS (Exchange Web Services)" connection, through ews-javascript-api. */
 
-/** Bytes of a message read to build its parsed detail (until MSB_PARSE_MAX_BYTES exists). */
-const PARSE_MAX_BYTES = 25 * 1024 * 1024;
 
 const HOST = '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$';
 
@@ -120,8 +118,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       connectMs: body.timeouts?.connectMs ?? config.MSB_CONNECT_TIMEOUT_MS,
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
-    // TODO(MSB_PARSE_MAX_BYTES): config.MSB_PARSE_MAX_BYTES once the IMAP read side adds it
-    limits: { parseMaxBytes: PARSE_MAX_BYTES, maxDownloadBytes: config.MSB_EWS_MAX_DOWNLOAD_BYTES },
+    limits: { parseMaxBytes: config.MSB_PARSE_MAX_BYTES, maxDownloadBytes: config.MSB_EWS_MAX_DOWNLOAD_BYTES },
   };
 
   const warnings: string[] = [];

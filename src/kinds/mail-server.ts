@@ -127,6 +127,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       connectMs: body.timeouts?.connectMs ?? config.MSB_CONNECT_TIMEOUT_MS,
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
+    parseMaxBytes: config.MSB_PARSE_MAX_BYTES,
   };
   return {
     type: protocol,
@@ -152,7 +153,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const mailServerKind: SessionKind = {
   types: ['imap', 'pop3'],
-  capabilities: { imap: [], pop3: [] },
+  capabilities: { imap: ['reader'], pop3: ['reader'] },
   bodies: [ImapBody, Pop3Body],
   prepare,
 };

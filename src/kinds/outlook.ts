@@ -17,8 +17,6 @@ import { resolveMicrosoftApp, secretSource } from './microsoft-app.js';
  * the server (MSB_GRAPH_*), a bot gives only a name, and where needed a mailbox or a username.
  */
 
-/** Until MSB_PARSE_MAX_BYTES exists: the bytes of a message's JSON read for a detail or a page. */
-const PARSE_MAX_BYTES = 25 * 1024 * 1024;
 
 const AuthBody = Type.Object(
   {
@@ -138,8 +136,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       commandMs: body.timeouts?.commandMs ?? config.MSB_COMMAND_TIMEOUT_MS,
     },
     maxAttempts: config.MSB_GRAPH_MAX_ATTEMPTS,
-    // TODO(MSB_PARSE_MAX_BYTES): config.MSB_PARSE_MAX_BYTES once the IMAP branch that adds it is merged
-    parseMaxBytes: PARSE_MAX_BYTES,
+    parseMaxBytes: config.MSB_PARSE_MAX_BYTES,
   };
   const source = secretSource(app, auth);
   let signedIn: TokenSource | undefined;

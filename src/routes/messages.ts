@@ -188,7 +188,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<MessageRoutesOptions> = as
         description: 'Automation Anywhere\'s "Save attachments": the decoded bytes with their Content-Type and a Content-Disposition that carries the file name (RFC 6266).',
         params: Type.Object({ name: SessionName, id: MessageId, attachmentId: AttachmentId }),
         response: {
-          200: { description: 'The attachment\'s bytes.', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
+          // any media type: the attachment's own (application/pdf, image/png, message/rfc822...)
+          200: { description: 'The attachment\'s bytes, with its own Content-Type.', content: { '*/*': { schema: Type.String({ format: 'binary' }) } } },
           ...problemResponses(SESSION_ERRORS),
         },
       },

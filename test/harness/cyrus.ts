@@ -51,6 +51,13 @@ export interface CyrusOptions {
   popMinPollMinutes?: number;
   /** allowplaintext (Debian: yes). false: no LOGIN / USER+PASS without TLS, LOGINDISABLED on the plain IMAP port. */
   allowPlaintext?: boolean;
+  /** unixhierarchysep (Debian: no, delimiter "."; Cyrus 3's own default: yes, delimiter "/"). */
+  unixHierarchySep?: boolean;
+  /**
+   * Folders created under INBOX with the user's INBOX (autocreate_inbox_folders), each with an RFC 6154 special
+   * use (xlist-<use>), e.g. { 'Bot Outbox': 'sent' }.
+   */
+  specialUse?: Record<string, string>;
 }
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -104,7 +111,10 @@ export async function startCyrus(opts: CyrusOptions = {}): Promise<CyrusServer> 
     `partition-default: ${f('spool')}`,
     `sievedir: ${f('sieve')}`,
     'altnamespace: no',
-    'unixhierarchysep: no',
+    `unixhierarchysep: ${opts.unixHierarchySep ? 'yes' : 'no'}`,
+    ...(opts.specialUse
+      ? [`autocreate_inbox_folders: ${Object.keys(opts.specialUse).join(' | ')}`, ...Object.entries(opts.specialUse).map(([name, use]) => `xlist-${use}: ${name}`)]
+      : []),
     'virtdomains: userid',
     `popminpoll: ${popMinPoll}`,
     'autocreate_quota: 0',

@@ -53,6 +53,12 @@ export interface DovecotOptions {
    * %{usecs}), for tests that order logins and logouts of different connections (the replica tests).
    */
   preciseLog?: boolean;
+  /**
+   * Folders with an RFC 6154 special use, created for every user at login (Dovecot `namespace inbox { mailbox
+   * NAME { special_use = \\FLAG; auto = create } }`), e.g. { 'Bot Outbox': '\\Sent' }. Dovecot then announces
+   * SPECIAL-USE. Names must not hold quotes or line breaks.
+   */
+  specialUse?: Record<string, string>;
 }
 
 export interface DovecotOAuth2Options {
@@ -232,6 +238,7 @@ interface ConfigInput {
   scale: boolean;
   oauth2?: DovecotOAuth2Options | undefined;
   preciseLog?: boolean | undefined;
+  specialUse?: Record<string, string> | undefined;
 }
 
 /**
@@ -318,6 +325,14 @@ function renderConfig(c: ConfigInput): string {
       `default_login_user = ${owner.user}`,
     );
   }
+  if (c.specialUse) {
+    lines.push('namespace inbox {', '  inbox = yes');
+    for (const [name, flag] of Object.entries(c.specialUse)) {
+      if (/["\r\n\\]/.test(name) || !/^\\[A-Za-z]+$/.test(flag)) throw new Error(`dovecot special-use folder ${JSON.stringify(name)} ${flag}: not allowed`);
+      lines.push(`  mailbox "${name}" {`, `    special_use = ${flag}`, '    auto = create', '  }');
+    }
+    lines.push('}');
+  }
   if (c.scale) {
     lines.push(
       'default_client_limit = 10000',
@@ -362,7 +377,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
   if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
-  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, preciseLog: opts.preciseLog }));
+  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse, preciseLog: opts.preciseLog }));
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it
   // looks at the file at most once per second (db-passwd-file.c: last_sync_time == ioloop_time).

@@ -41,7 +41,7 @@ function* walk(doc: Node, schema: Node, path: string, seen = new Set<Node>()): G
   if (node.items) yield* walk(doc, node.items, `${path}/0`, seen);
 }
 
-test('every operation has a unique lowerCamelCase operationId, a summary and a declared tag', async (t) => {
+test('every operation has a unique lowerCamelCase operationId, a summary, a description and a declared tag', async (t) => {
   const doc = await document(t);
   const declared = new Set((doc.tags as Node[]).map((tag) => tag.name));
   const ids = new Set<string>();
@@ -50,6 +50,7 @@ test('every operation has a unique lowerCamelCase operationId, a summary and a d
     assert.ok(!ids.has(op.operationId), `${where}: operationId ${op.operationId} is used twice`);
     ids.add(op.operationId);
     assert.ok(op.summary, `${where}: no summary`);
+    assert.ok(typeof op.description === 'string' && op.description.trim() !== '', `${where}: no description (spectral's operation-description rule, run by .ci/openapi-clients)`);
     assert.ok(Array.isArray(op.tags) && op.tags.length > 0, `${where}: no tag`);
     for (const tag of op.tags) assert.ok(declared.has(tag), `${where}: tag "${tag}" is not declared in src/plugins/openapi.ts`);
   }

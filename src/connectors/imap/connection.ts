@@ -7,6 +7,8 @@ import type { MailServerSettings } from '../mail-server-settings.js';
 import { toImapError } from './errors.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
+import type { MessageReader } from '../../domain/mail.js';
+import { ImapReader } from './messages.js';
 import { withDeadline } from '../deadline.js';
 import { tlsOptions } from '../tls.js';
 
@@ -22,6 +24,8 @@ export class ImapConnector implements Connector {
   readonly #ctx: ConnectorContext;
   readonly #tokens: AccessTokens | undefined;
   readonly persistent = true;
+  /** Reading mail over the same connection (messages.ts). */
+  readonly reader: MessageReader;
   #client: ImapFlow | undefined;
   #token: Secret | undefined;
 
@@ -29,6 +33,14 @@ export class ImapConnector implements Connector {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#tokens = tokens;
+    this.reader = new ImapReader({
+      client: () => this.#requireClient(),
+      host: settings.host,
+      port: settings.port,
+      commandMs: settings.timeouts.commandMs,
+      parseMaxBytes: settings.parseMaxBytes,
+      toError: (err) => toImapError(err, this.#errorContext()),
+    });
   }
 
   async connect(): Promise<void> {

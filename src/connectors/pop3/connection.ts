@@ -11,6 +11,9 @@ import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/c
 import { withDeadline } from '../deadline.js';
 import { loginXoauth2, xoauth2Payload } from './sasl.js';
 import { tlsOptions } from '../tls.js';
+import type { MessageReader } from '../../domain/mail.js';
+import { Pop3Link } from './link.js';
+import { Pop3Reader } from './messages.js';
 
 /**
  * POP3 through node-pop3, one short connection per use (login, command, QUIT).
@@ -28,6 +31,8 @@ import { tlsOptions } from '../tls.js';
  */
 export class Pop3Connector implements Connector {
   readonly persistent = false;
+  /** Reading mail, each use a login of its own (messages.ts). */
+  readonly reader: MessageReader;
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: AccessTokens | undefined;
@@ -42,6 +47,7 @@ export class Pop3Connector implements Connector {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#tokens = tokens;
+    this.reader = new Pop3Reader({ use: (fn) => this.#use(fn), open: () => this.#open(), parseMaxBytes: settings.parseMaxBytes });
   }
 
   /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
@@ -52,7 +58,7 @@ export class Pop3Connector implements Connector {
   async summary(): Promise<MailboxSummary> {
     // within the server's LOGIN-DELAY the last answer stands: another login now would only be refused
     if (this.#last && this.#loginWaitMs() > 0) return this.#last;
-    const info = await this.#use((pop) => pop.STAT());
+    const info = await this.#use((link) => link.stat());
     const [messages, size] = info.trim().split(/\s+/).map(Number);
     if (!Number.isInteger(messages) || !Number.isInteger(size) || messages! < 0 || size! < 0) {
       throw new AppError('MAIL_PROTOCOL_ERROR', `POP3 ${this.#settings.host}:${this.#settings.port}: unexpected STAT answer`);
@@ -72,19 +78,32 @@ export class Pop3Connector implements Connector {
     this.#tokens?.close();
   }
 
-  /** One use; with OAuth2, a token refused before its expiry (revoked...) gets one fresh token. */
-  async #use<T>(fn: (pop: Pop3Command) => Promise<T>): Promise<T> {
+  /** One use: login, `fn`, QUIT (or, when `fn` left the connection mid-answer, closing it). */
+  async #use<T>(fn: (link: Pop3Link) => Promise<T>): Promise<T> {
+    const link = await this.#open();
     try {
-      return await this.#withConnection(fn, false);
+      return await fn(link);
     } catch (err) {
-      if (!this.#tokens || !isAppError(err) || err.code !== 'MAIL_AUTH_FAILED') throw err;
-      this.#ctx.logger.info('the mail server refused the access token: trying once with a fresh one');
-      return this.#withConnection(fn, true);
+      link.destroy();
+      throw err;
+    } finally {
+      await link.quit();
     }
   }
 
-  /** Logs in, runs `fn`, then QUITs; every step is bounded because node-pop3 can wait forever. */
-  async #withConnection<T>(fn: (pop: Pop3Command) => Promise<T>, freshToken: boolean): Promise<T> {
+  /** A logged-in connection; with OAuth2, a token refused before its expiry (revoked...) gets one fresh token. */
+  async #open(): Promise<Pop3Link> {
+    try {
+      return await this.#login(false);
+    } catch (err) {
+      if (!this.#tokens || !isAppError(err) || err.code !== 'MAIL_AUTH_FAILED') throw err;
+      this.#ctx.logger.info('the mail server refused the access token: trying once with a fresh one');
+      return this.#login(true);
+    }
+  }
+
+  /** Connects and logs in, bounded in time because node-pop3 can wait forever. */
+  async #login(freshToken: boolean): Promise<Pop3Link> {
     const s = this.#settings;
     if (!s.secure && s.tls.starttls === 'required') {
       // validated at create time too; kept here so no path can send a password in the clear by accident
@@ -139,12 +158,10 @@ export class Pop3Connector implements Connector {
         this.#loginDelayMs = loginDelaySeconds(capabilities) * 1000;
         if (this.#loginDelayMs > 0) this.#ctx.logger.info({ loginDelaySeconds: this.#loginDelayMs / 1000 }, 'the POP3 server asks for a minimum time between logins');
       }
-      const result = await withDeadline(fn(pop), s.timeouts.commandMs, `POP3 ${s.host}:${s.port}`, destroy);
-      await withDeadline(pop.QUIT(), s.timeouts.commandMs, 'POP3 QUIT', destroy).catch(destroy);
-      return result;
     } catch (err) {
       destroy();
       throw toPop3Error(err, errorContext);
     }
+    return new Pop3Link(pop, `POP3 ${s.host}:${s.port}`, s.timeouts.commandMs, (err) => toPop3Error(err, errorContext));
   }
 }
