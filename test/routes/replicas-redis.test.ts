@@ -12,7 +12,7 @@ import { startRedis, type RedisServer } from '../harness/redis.js';
 import { ReplicaSigner } from '../../src/cluster/forwarding.js';
 import { encodeId } from '../../src/domain/mail.js';
 import { createHash } from 'node:crypto';
-import { seedFolders } from '../harness/graph-mail-seed.js';
+import { compose, seedFolders } from '../harness/graph-mail-seed.js';
 import { USERS, startGraphWorld } from '../harness/graph-world.js';
 import { signInOverHttp } from '../harness/sign-in.js';
 
@@ -296,7 +296,7 @@ describe('replicas on Redis (in one test process)', () => {
 });
 
 describe('outlook sessions on two replicas (fake Graph and identity provider)', () => {
-  test('raw and a 3 MB attachment stream byte for byte through either replica; an OAuth2 callback reaching the other replica completes the sign-in', async (t) => {
+  test('raw and a 3 MB attachment stream byte for byte through either replica; a change, a send with an Idempotency-Key and work claims through the replica that does not hold the session (keys and claims in Redis); an OAuth2 callback reaching the other replica completes the sign-in', async (t) => {
     const redis = await startRedis();
     const world = await startGraphWorld();
     t.after(async () => {
@@ -330,6 +330,44 @@ describe('outlook sessions on two replicas (fake Graph and identity provider)', 
       assert.match(String(res.headers.get('content-disposition')), /^attachment; filename="Rechnung 2026-11\.pdf"/);
       assert.equal(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex'), createHash('sha256').update(rich.pdf).digest('hex'));
     }
+    // changes, a send and work claims through the replica that does not hold the session (forwarded), with
+    // their idempotency keys and claims in Redis
+    const mailHolder = replicas[holders.indexOf(true)]!.app;
+    const notHolder = replicas[holders.indexOf(false)]!.app;
+    const at = (app: App, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object, headers: Record<string, string> = {}) =>
+      app.inject({ method, url: `/v1/sessions/mail${url}`, headers, ...(payload ? { payload } : {}) });
+    const changed = await at(notHolder, 'PATCH', `/messages/${id}`, { seen: true, flagged: true });
+    assert.equal(changed.statusCode, 200, changed.body);
+    const reread = (await at(mailHolder, 'GET', `/messages/${id}`)).json();
+    assert.deepEqual([reread.seen, reread.flagged], [true, true], 'changed through one replica, seen through the other');
+
+    const sentBefore = world.graph.sent.length;
+    const mail = { to: USERS.bob.name, subject: 'Once through two replicas', text: 'once' };
+    const firstSend = await at(notHolder, 'POST', '/send', mail, { 'idempotency-key': 'fleet-send-1' });
+    assert.equal(firstSend.statusCode, 201, firstSend.body);
+    const retried = await at(mailHolder, 'POST', '/send', mail, { 'idempotency-key': 'fleet-send-1' });
+    assert.equal(retried.statusCode, 201, retried.body);
+    assert.equal(retried.headers['idempotent-replayed'], 'true');
+    assertProblem(await at(notHolder, 'POST', '/send', { ...mail, text: 'another' }, { 'idempotency-key': 'fleet-send-1' }), 'IDEMPOTENCY_KEY_REUSED');
+    assert.equal(world.graph.sent.length, sentBefore + 1, 'sent once');
+
+    const inbox = world.graph.mailbox(USERS.alice.name);
+    for (let i = 0; i < 2; i++) await inbox.addMessage('inbox', await compose({ from: 'billing@acme.test', to: USERS.alice.name, subject: `Work ${i}`, text: 'x' }));
+    const claimed = await at(notHolder, 'POST', '/claims', { where: {}, max: 1, leaseSeconds: 60 });
+    assert.equal(claimed.statusCode, 201, claimed.body);
+    assert.equal(claimed.json().messages.length, 1, claimed.body);
+    const [claimedId] = claimed.json().messages.map((m: { id: string }) => m.id);
+    const second = await at(mailHolder, 'POST', '/claims', { where: {}, max: 50, leaseSeconds: 60 });
+    assert.equal(second.statusCode, 201, second.body);
+    assert.equal(second.json().messages.length, 1, 'the other message');
+    assert.ok(!second.json().messages.some((m: { id: string }) => m.id === claimedId), 'a claim through the other replica does not get what the first holds');
+    const acked = await at(mailHolder, 'POST', `/claims/${claimed.json().claim}/ack`, {});
+    assert.equal(acked.statusCode, 200, acked.body);
+    assert.deepEqual(acked.json().acknowledged, [claimedId]);
+    const stored = await dump(redis);
+    assert.match(stored, /:idem:/, 'the idempotency key is kept in Redis');
+    assert.match(stored, /:claim:anonymous\/mail:/, 'the claims are kept in Redis');
+
     // a sign-in started by the replica that holds the session; the identity provider sends the browser to the other one
     const started = await replicas[1]!.app.inject({ method: 'POST', url: '/v1/sessions', payload: { name: 'signs-in', type: 'outlook' } });
     assert.equal(started.statusCode, 202, started.body);
