@@ -32,6 +32,7 @@ import { FD_LIMIT, openFileLimit, sampleProc, systemBusyPercent, type ProcSample
 import { markdownTable, svgChart, type Row } from './lib/report.js';
 import { ratio, round, summarize, type Summary } from './lib/stats.js';
 import { mailReadRows, measureMailRead, type MailReadResult } from './mail-read.js';
+import { replicaBench, replicaOptions, replicaRows, type ReplicaBenchResult } from './replicas.js';
 
 // ------------------------------------------------------------------------------------------ options
 
@@ -78,6 +79,8 @@ function parseOptions(argv: string[]): Options {
     const num = Number(value);
     switch (key) {
       case 'quick': break;
+      // bench/replicas.ts: skip it, or run only it
+      case 'no-replicas': case 'replicas-only': break;
       case 'n': o.ns = value.split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0); break;
       case 'creates': o.creates = num; break;
       case 'concurrency': o.concurrency = num; break;
@@ -91,7 +94,7 @@ function parseOptions(argv: string[]): Options {
       case 'skip-build': o.skipBuild = true; break;
       case 'cpu-prof': o.cpuProf = true; break;
       case 'out': o.out = value; break;
-      default: throw new Error(`unknown option ${arg}; options: --quick --n=1000,5000 --creates=N --concurrency=N --connections=N --inspect-s=S --inspect-rounds=N --idle-s=S --keepalive-ms=MS --rate=PER_S --default-age-n=N --skip-build --cpu-prof --out=NAME; or --render=RESULTS.json`);
+      default: throw new Error(`unknown option ${arg}; options: --quick --n=1000,5000 --creates=N --concurrency=N --connections=N --inspect-s=S --inspect-rounds=N --idle-s=S --keepalive-ms=MS --rate=PER_S --default-age-n=N --skip-build --cpu-prof --out=NAME --no-replicas --replicas-only; or --render=RESULTS.json`);
     }
   }
   if (!o.ns.length) throw new Error('--n: give pool sizes like --n=1000,5000');
@@ -794,12 +797,17 @@ interface Results {
   create: CreateCost[];
   pool: PoolResult[];
   mailRead?: MailReadResult | undefined;
+  replicas?: ReplicaBenchResult | null;
 }
 
 /** Writes <base>.json, .md and .svg (rows are computed here from the measurements); returns the markdown. */
 function writeOutputs(results: Results, base: string): string {
   const { machine: m, options: opts, background, notes, errors } = results;
-  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...(results.mailRead ? mailReadRows(results.mailRead) : [])];
+  results.rows = [
+    ...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs),
+    ...(results.mailRead ? mailReadRows(results.mailRead) : []),
+    ...replicaRows(results.replicas),
+  ];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   const md =
     `# mail-session-broker benchmark (${results.mode} run)\n\n` +
@@ -840,6 +848,7 @@ async function main(): Promise<number> {
   let httpRoundTrip: Summary | null = null;
   const pool: PoolResult[] = [];
   let mailRead: MailReadResult | undefined;
+  let replicas: ReplicaBenchResult | null = null;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
   let lifecycle: Lifecycle = { keepalive: false, reconnectRate: false, idleTimeout: false };
@@ -879,20 +888,28 @@ async function main(): Promise<number> {
       for (let i = 0; i < 3; i++) await dovecot.deliver(user, `From: bench@example.test\r\nTo: ${user}\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}@example.test>\r\n\r\nHello ${i}.\r\n`);
     }
 
-    // 1. create cost, in a service of its own
-    const svc = await startService('create', tmp, serviceEnv(100, opts), { maxSockets: 1, cpuProfDir, headers: AUTH });
-    try {
-      httpRoundTrip = await httpFloor(svc, opts.creates);
-      create = await createCost(svc, dovecot, opts);
-    } finally {
-      await svc.stop();
+    if (!process.argv.includes('--replicas-only')) {
+      // 1. create cost, in a service of its own
+      const svc = await startService('create', tmp, serviceEnv(100, opts), { maxSockets: 1, cpuProfDir, headers: AUTH });
+      try {
+        httpRoundTrip = await httpFloor(svc, opts.creates);
+        create = await createCost(svc, dovecot, opts);
+      } finally {
+        await svc.stop();
+      }
+
+      // 2-4. pool, inspect, recovery for each N
+      for (const [i, n] of opts.ns.entries()) pool.push(await poolPhase(n, i === 0, dovecot, tmp, opts, lifecycle, errors));
+
+      // the read side (bench/mail-read.ts), with a Dovecot and a service of its own
+      mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
     }
 
-    // 2-4. pool, inspect, recovery for each N
-    for (const [i, n] of opts.ns.entries()) pool.push(await poolPhase(n, i === 0, dovecot, tmp, opts, lifecycle, errors));
-
-    // 5. the read side (bench/mail-read.ts), with a Dovecot and a service of its own
-    mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
+    // 5. replicas on Redis (bench/replicas.ts)
+    if (!process.argv.includes('--no-replicas')) {
+      replicas = await replicaBench({ dovecot, tmp, users: POOL_USERS, serviceEnv: (n, extra) => serviceEnv(n, opts, extra), headers: AUTH, log }, replicaOptions(opts.quick, opts));
+      errors.push(...replicas.errors);
+    }
   } catch (err) {
     errors.push((err as Error).stack ?? String(err));
     console.error(`[bench] FAILED: ${(err as Error).stack ?? String(err)}`);
@@ -916,6 +933,7 @@ async function main(): Promise<number> {
     create,
     pool,
     mailRead,
+    replicas,
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

@@ -39,6 +39,9 @@ import { oauthRoutes } from './routes/oauth.js';
 import { createOAuthBroker } from './oauth/create-broker.js';
 import { MailboxLimiter } from './connectors/graph/mailbox-limiter.js';
 import { supportedBy } from './kinds/index.js';
+import { prepareSession } from './kinds/prepare-session.js';
+import type { PreparedSession } from './domain/prepared-session.js';
+import { Cluster, clusterRouting } from './cluster/index.js';
 
 export interface AppDependencies {
   /** Logger to use instead of pino to stdout (tests capture lines through it). */
@@ -105,7 +108,9 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
 
   const metrics = createMetrics();
   const outbound = new OutboundPolicy({ allow: config.MSB_OUTBOUND_ALLOW, deny: config.MSB_OUTBOUND_DENY, ports: config.MSB_OUTBOUND_PORTS });
-  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound), graphLimiter: new MailboxLimiter() };
+  // replicas on a shared Redis (src/cluster/): without MSB_REDIS_URL, one process as before
+  const cluster = config.MSB_REDIS_URL ? new Cluster(config, logger) : undefined;
+  const services: KindServices = { oauth: await createOAuthBroker(config, logger, outbound, cluster?.brokerHooks), graphLimiter: new MailboxLimiter() };
   const keys = config.MSB_AUTH === 'keys' ? new ApiKeys(config.MSB_API_KEYS) : undefined;
   const secrets = new SecretStore({
     dir: config.MSB_SECRETS_DIR,
@@ -114,8 +119,26 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     openAccess: config.MSB_AUTH === 'none',
   });
   const events = new EventHub({ bufferSize: config.MSB_EVENT_BUFFER_SIZE });
-  const store = config.MSB_SESSION_STORE_FILE ? await FileSessionStore.open(config.MSB_SESSION_STORE_FILE, Buffer.from(config.MSB_SESSION_STORE_KEY, 'base64')) : noSessionStore;
-  const pool = new SessionPool({ config, logger, observer: metrics.observer, outbound, supportedBy, events, store });
+  const store = cluster
+    ? cluster.sessionStore
+    : config.MSB_SESSION_STORE_FILE
+      ? await FileSessionStore.open(config.MSB_SESSION_STORE_FILE, Buffer.from(config.MSB_SESSION_STORE_KEY, 'base64'))
+      : noSessionStore;
+  const pool = new SessionPool({
+    config, logger, observer: metrics.observer, outbound, supportedBy, events, store,
+    ...(cluster ? { limiter: cluster.limiter, admit: (owner: string, name: string, prepared: PreparedSession) => cluster.coordinator.admit(owner, name, prepared) } : {}),
+  });
+  const principalNamed = (name: string) => (keys ? keys.principal(name) : name === DEV_PRINCIPAL.name ? DEV_PRINCIPAL : undefined);
+  const prepareDeps = { config, services, secrets, outbound };
+  const routing = cluster?.attach({
+    pool,
+    events,
+    broker: services.oauth,
+    prepare: async (record) => {
+      const principal = principalNamed(record.owner);
+      return principal ? prepareSession(record.definition as { name: string; type: string }, principal, prepareDeps) : undefined;
+    },
+  });
   const webhooks = await startWebhooks(config, { events, pool, outbound, logger });
   metrics.watch(pool);
   let accepting = true;
@@ -155,17 +178,22 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   });
   app.addHook('onClose', async () => {
     webhooks.close();
+    // with replicas, the held sessions are handed over first; closeAll logs out of what is left
+    await cluster?.stop();
     await pool.closeAll();
     await store.close();
     await services.oauth.close();
+    await cluster?.close();
   });
+  if (cluster) app.addHook('onReady', async () => cluster.start());
 
   await app.register(problemsPlugin);
   await app.register(sharedSchemasPlugin);
   // before auth: an address that keeps failing is refused before its key is checked
   await app.register(failedRequestsPlugin, { limiter: failures });
-  await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS });
+  await app.register(authPlugin, { keys, publicPaths: PUBLIC_V1_PATHS, forwarded: cluster?.forwarded });
   await app.register(rateLimitPlugin, { perMinute: config.MSB_RATE_LIMIT_PER_MINUTE });
+  if (routing) await app.register(clusterRouting, routing);
   await app.register(openapiPlugin, { publicUrl: config.MSB_PUBLIC_URL });
   await app.register(healthRoutes, { isReady: () => accepting, sessionCount: () => pool.size });
   await app.register(sessionRoutes, { pool, outbound, config, services, secrets });
@@ -174,17 +202,17 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
   await app.register(sendRoutes, {
     pool,
     config,
-    idempotency: new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
+    idempotency: cluster?.idempotency ?? new MemoryIdempotencyStore({ ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, maxKeys: config.MSB_IDEMPOTENCY_MAX_KEYS }),
     quota: new SendQuota(config.MSB_SEND_PER_MINUTE),
   });
   await app.register(claimRoutes, {
     pool,
-    claims: new ClaimService(new MemoryLeaseStore({ maxFinished: config.MSB_CLAIM_MAX_FINISHED }), { keyword: config.MSB_CLAIM_KEYWORD }),
+    claims: new ClaimService(cluster?.leases ?? new MemoryLeaseStore({ maxFinished: config.MSB_CLAIM_MAX_FINISHED }), { keyword: config.MSB_CLAIM_KEYWORD }),
   });
   await app.register(eventRoutes, { events, heartbeatMs: config.MSB_EVENTS_HEARTBEAT_MS, streamsPerPrincipal: config.MSB_EVENT_STREAMS_PER_PRINCIPAL });
   await app.register(oauthRoutes, { pool, config, services });
   await app.register(metricsRoutes, { registry: metrics.registry });
-  await restoreSessions(store, pool, { config, services, secrets, outbound }, (name) => (keys ? keys.principal(name) : name === DEV_PRINCIPAL.name ? DEV_PRINCIPAL : undefined), logger);
+  await restoreSessions(store, pool, prepareDeps, principalNamed, logger);
   return app;
 }
 

@@ -26,10 +26,10 @@ export const ConfigSchema = Type.Object({
   MSB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 15_000, description: 'Default time allowed to connect, greet, upgrade TLS and log in.' }),
   MSB_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Default time allowed for one mail command.' }),
   MSB_SUMMARY_MAX_AGE_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5_000, description: 'Inspect answers from the mailbox summary cached this long; older ones are refreshed live (0 = always live).' }),
-  MSB_MAX_SESSIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000, description: 'Most sessions the pool holds.' }),
-  MSB_MAX_SESSIONS_PER_HOST: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Most sessions to one mail host (0 = no limit beyond MSB_MAX_SESSIONS).' }),
-  MSB_MAX_SESSIONS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Most sessions one principal (API key) holds, so one bot cannot take every slot of the pool.' }),
-  MSB_MAX_CONNECTING_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50, description: 'Most creates of one principal that may be connecting at once (against a silent server each waits its connect timeout).' }),
+  MSB_MAX_SESSIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000, description: 'Most sessions the pool holds (with MSB_REDIS_URL: all replicas together).' }),
+  MSB_MAX_SESSIONS_PER_HOST: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Most sessions to one mail host (0 = no limit beyond MSB_MAX_SESSIONS); with MSB_REDIS_URL over all replicas.' }),
+  MSB_MAX_SESSIONS_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Most sessions one principal (API key) holds, so one bot cannot take every slot of the pool (with MSB_REDIS_URL: on all replicas together).' }),
+  MSB_MAX_CONNECTING_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50, description: 'Most creates of one principal that may be connecting at once (against a silent server each waits its connect timeout); with MSB_REDIS_URL on all replicas together.' }),
   MSB_KEEPALIVE_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000, description: 'IMAP keepalive period (STATUS INBOX, which also refreshes the summary); 0 = off. A dead connection is noticed within this plus MSB_COMMAND_TIMEOUT_MS.' }),
   MSB_CHECK_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000, description: 'Check period of POP3 sessions (login, STAT, QUIT); 0 = off.' }),
   MSB_WATCH_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'How often sessions that cannot be told of new mail (POP3, EWS, Outlook) look for it in their watched folders, for message.new events; 0 = they do not watch. IMAP sessions are told at once (IDLE).' }),
@@ -44,7 +44,7 @@ export const ConfigSchema = Type.Object({
   MSB_RECONNECT_BASE_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1_000, description: 'First reconnect delay; doubles per attempt, with jitter.' }),
   MSB_RECONNECT_MAX_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 60_000, description: 'Cap of the reconnect delay.' }),
   MSB_RECONNECT_MAX_ATTEMPTS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Reconnect attempts before a session is failed (0 = keep trying; permanent errors such as rejected credentials fail at once).' }),
-  MSB_RECONNECT_RATE_PER_SEC: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'Most reconnect attempts per second across the pool, so a restarted mail server is not stampeded (0 = no cap).' }),
+  MSB_RECONNECT_RATE_PER_SEC: Type.Integer({ minimum: 0, maximum: 100_000, default: 50, description: 'Most reconnect attempts per second across the pool (with MSB_REDIS_URL: across all replicas, restores and moves included), so a restarted mail server is not stampeded (0 = no cap).' }),
   MSB_ALLOW_INSECURE_TLS: Type.Boolean({ default: false, description: 'Whether a session may turn certificate verification off (tls.verifyCertificate=false): for test servers with self-signed certificates only.' }),
   MSB_AUTH: Type.Enum(['keys', 'none'], { default: 'keys', description: 'keys: every /v1 route needs an API key from MSB_API_KEYS. none: no authentication, one principal "anonymous" with the admin role: development only, logged loudly.' }),
   MSB_API_KEYS: Type.String({ default: '', description: 'Comma-separated principal:role:sha256hex entries (role bot or admin); `npm run api-key -- NAME ROLE` makes one.' }),
@@ -79,8 +79,32 @@ export const ConfigSchema = Type.Object({
   MSB_CLAIM_KEYWORD: Type.String({ pattern: '^\\$?[A-Za-z0-9_.-]{1,64}$', default: '$Processed', description: 'What marks a message done by a work claim on the server: an IMAP keyword, an EWS/Graph category of this name.' }),
   MSB_CLAIM_MAX_FINISHED: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000, description: 'Finished message ids remembered per session in the process (what keeps done messages from being claimed again where the server has no keywords: POP3).' }),
   MSB_SESSION_STORE_FILE: Type.String({ default: '', description: 'File that keeps session definitions (secrets included) across restarts, encrypted with MSB_SESSION_STORE_KEY; a restarted service restores its sessions by itself. Empty: sessions live in memory only.' }),
-  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE: 32 random bytes in base64 (openssl rand -base64 32).' }),
+  MSB_SESSION_STORE_KEY: Type.String({ pattern: '^([A-Za-z0-9+/]{43}=)?$', default: '', description: 'AES-256-GCM key of MSB_SESSION_STORE_FILE, or of everything sessions keep in Redis (MSB_REDIS_URL): 32 random bytes in base64 (openssl rand -base64 32).' }),
   MSB_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'How long a graceful shutdown may take before the process exits anyway.' }),
+  // Replicas on a shared Redis/Valkey (src/cluster/); without MSB_REDIS_URL nothing of this is used
+  MSB_REDIS_URL: Type.String({
+    pattern: '^(rediss?://[^\\s]+)?$',
+    default: '',
+    description:
+      'Redis or Valkey that replicas share: redis://[user:password@]host:port[/db], rediss:// for TLS. Sessions (sealed with MSB_SESSION_STORE_KEY), their owners, limits, idempotency keys, OAuth2 states and tokens, work claims and the reconnect rate cap then live there. Empty: one process, sessions in memory (or MSB_SESSION_STORE_FILE).',
+  }),
+  MSB_REDIS_CA_FILE: Type.String({ default: '', description: 'PEM file of the CA(s) that signed the Redis server certificate (rediss://), in addition to Node\'s roots.' }),
+  MSB_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$', default: 'msb:', description: 'Prefix of every Redis key and channel, so that several deployments can share one Redis.' }),
+  MSB_REPLICA_URL: Type.String({
+    pattern: '^(https?://[^/?#\\s]+)?$',
+    default: '',
+    description: 'Base URL at which the other replicas reach this one (e.g. http://10.0.0.5:3000). Empty: http://<HOST>:<PORT>, with the host name when HOST is every interface.',
+  }),
+  MSB_REPLICA_SECRET: Type.String({
+    default: '',
+    description: 'Shared secret of the replicas (at least 32 characters): requests forwarded between replicas are signed with it, and a forwarded caller is believed only with a valid signature.',
+  }),
+  MSB_LEASE_TTL_MS: Type.Integer({
+    minimum: 1000,
+    maximum: 300_000,
+    default: 15_000,
+    description: 'Lifetime of a replica\'s lease on a session (and of its heartbeat); renewed every third of it. A dead replica\'s sessions move after this plus a fifth of it.',
+  }),
   // OAuth2 and Exchange Web Services (EWS); the OAuth2 part is shared by every kind that signs in to Microsoft
   MSB_PUBLIC_URL: Type.String({
     pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$',
@@ -205,8 +229,25 @@ function checkCombinations(config: Config): void {
   if (config.MSB_AUTH === 'none' && keys) {
     throw new ConfigError('invalid configuration: MSB_AUTH=none and MSB_API_KEYS are both set: MSB_AUTH=none would ignore the keys; remove MSB_AUTH=none (or set MSB_AUTH=keys) to use them, or remove MSB_API_KEYS for development');
   }
-  if ((config.MSB_SESSION_STORE_FILE === '') !== (config.MSB_SESSION_STORE_KEY === '')) {
-    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE and MSB_SESSION_STORE_KEY go together: set both to keep sessions across restarts, or neither');
+  if (config.MSB_SESSION_STORE_FILE !== '' && config.MSB_SESSION_STORE_KEY === '') {
+    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_FILE needs MSB_SESSION_STORE_KEY: set both to keep sessions across restarts, or neither');
+  }
+  if (config.MSB_SESSION_STORE_KEY !== '' && config.MSB_SESSION_STORE_FILE === '' && config.MSB_REDIS_URL === '') {
+    throw new ConfigError('invalid configuration: MSB_SESSION_STORE_KEY is set without MSB_SESSION_STORE_FILE or MSB_REDIS_URL: it would keep nothing; set where sessions are kept, or remove the key');
+  }
+  if (config.MSB_REDIS_URL !== '') {
+    if (config.MSB_SESSION_STORE_KEY === '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL needs MSB_SESSION_STORE_KEY: every session is sealed with it before it goes to Redis (openssl rand -base64 32; the same key on every replica)');
+    }
+    if (config.MSB_SESSION_STORE_FILE !== '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL and MSB_SESSION_STORE_FILE are both set: sessions are kept in one place, Redis or the file; remove MSB_SESSION_STORE_FILE');
+    }
+    if (config.MSB_TOKEN_CACHE_FILE !== '') {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL and MSB_TOKEN_CACHE_FILE are both set: with Redis the OAuth2 token cache is kept there (sealed with MSB_SESSION_STORE_KEY), so that every replica reads it; remove MSB_TOKEN_CACHE_FILE');
+    }
+    if (config.MSB_REPLICA_SECRET.length < 32) {
+      throw new ConfigError('invalid configuration: MSB_REDIS_URL needs MSB_REPLICA_SECRET, at least 32 characters and the same on every replica (openssl rand -base64 32): replicas sign the requests they forward to each other with it');
+    }
   }
   if (config.MSB_HEADERS_TIMEOUT_MS > config.MSB_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(

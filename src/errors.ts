@@ -66,6 +66,7 @@ export const errorCatalog = {
   OAUTH_PROVIDER_ERROR: { status: 502, title: 'The identity provider answered with an error' },
   OAUTH_PROVIDER_UNAVAILABLE: { status: 502, title: 'The identity provider could not be reached' },
   SHUTTING_DOWN: { status: 503, title: 'The service is shutting down' },
+  STORE_UNAVAILABLE: { status: 503, title: 'The shared session store (Redis) cannot be reached' },
   INTERNAL_ERROR: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

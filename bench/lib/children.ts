@@ -61,14 +61,15 @@ export async function startService(
     },
   );
   const http = new HttpClient(port, { maxSockets: opts.maxSockets ?? 64, headers: opts.headers ?? {} });
-  const deadline = Date.now() + 20_000;
+  // generous: on a busy 2-core machine (load 12) one service took 28 s to answer /health
+  const deadline = Date.now() + 90_000;
   for (;;) {
     child.assertAlive();
     const ok = await http.request('GET', '/health').then((r) => r.status === 200, () => false);
     if (ok) break;
     if (Date.now() > deadline) {
       await child.stop(1000);
-      throw new Error(`service-${label} did not answer /health within 20 s; tail of its log:\n${tailOf(child.logFile)}`);
+      throw new Error(`service-${label} did not answer /health within 90 s; tail of its log:\n${tailOf(child.logFile)}`);
     }
     await sleep(50);
   }

@@ -45,8 +45,12 @@ export class EventHub {
     this.#bufferSize = options.bufferSize;
   }
 
-  /** Records an event of `owner`'s session and hands it to every subscriber (synchronously, so cheaply). */
-  publish(owner: string, session: string, type: Exclude<EventType, 'events.lost'>, data: Record<string, unknown>): MailEvent {
+  /**
+   * Records an event of `owner`'s session and hands it to every subscriber (synchronously, so cheaply).
+   * `remote`: the event happened on another replica (src/cluster/): subscribers get it, taps do not (the
+   * replica that holds the session delivers its webhooks and shares its events).
+   */
+  publish(owner: string, session: string, type: Exclude<EventType, 'events.lost'>, data: Record<string, unknown>, remote = false): MailEvent {
     const event: MailEvent = { id: `${this.#epoch}.${++this.#sequence}`, type, at: new Date().toISOString(), session, data };
     const channel = this.#channel(owner);
     channel.buffer.push(event);
@@ -54,7 +58,7 @@ export class EventHub {
     for (const { listener, session: only } of channel.listeners) {
       if (only === undefined || only === session) listener(event);
     }
-    for (const tap of this.#taps) tap(owner, event);
+    if (!remote) for (const tap of this.#taps) tap(owner, event);
     return event;
   }
 

@@ -6,7 +6,7 @@ import { noSessionStore, type SessionStore } from './session-store.js';
 import type { Capability } from './mail.js';
 import type { PreparedSession } from './prepared-session.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type ReconnectLimiter } from './rate-limiter.js';
 import { Session, type SessionObserver, type SessionOptions } from './session.js';
 
 export interface PoolOptions {
@@ -20,6 +20,19 @@ export interface PoolOptions {
   events?: EventHub;
   /** The session types whose connectors have a capability (kinds/index.ts knows them). */
   supportedBy: (capability: Capability) => readonly string[];
+  /** The reconnect rate cap (default: a token bucket of this process, MSB_RECONNECT_RATE_PER_SEC). */
+  limiter?: ReconnectLimiter;
+  /**
+   * Asked before a new session connects, when sessions are shared with other replicas (src/cluster/):
+   * counts it against the shared limits and takes ownership, or refuses (limits, store unreachable).
+   */
+  admit?: (owner: string, name: string, prepared: PreparedSession) => Promise<Admission>;
+}
+
+/** What admit() reserved: committed once the session connected, cancelled (never rejects) when it did not. */
+export interface Admission {
+  commit(session: Session): Promise<void>;
+  cancel(): Promise<void>;
 }
 
 export interface CreateResult {
@@ -41,15 +54,17 @@ export class SessionPool {
   /** Sessions per owner, and the owner's creates still connecting: the per-principal limits. */
   readonly #owned = new Map<string, number>();
   readonly #connecting = new Map<string, number>();
+  /** Creates whose admission (admit) is still pending: a second create of the name waits for its outcome. */
+  readonly #admissions = new Map<Session, Promise<Admission>>();
   readonly #options: PoolOptions;
-  readonly #limiter: RateLimiter;
+  readonly #limiter: ReconnectLimiter;
   readonly #store: SessionStore;
   #closed = false;
 
   constructor(options: PoolOptions) {
     this.#options = options;
     this.#store = options.store ?? noSessionStore;
-    this.#limiter = new RateLimiter(options.config.MSB_RECONNECT_RATE_PER_SEC);
+    this.#limiter = options.limiter ?? new RateLimiter(options.config.MSB_RECONNECT_RATE_PER_SEC);
   }
 
   get size(): number {
@@ -65,6 +80,8 @@ export class SessionPool {
         throw new AppError('SESSION_CONFLICT', `session "${name}" exists with other settings; close it first or pick another name`);
       }
       existing.touch();
+      // the first create's admission refused is this create refused too
+      await this.#admissions.get(existing);
       await existing.open();
       return { session: existing, created: false };
     }
@@ -74,16 +91,23 @@ export class SessionPool {
     bump(this.#owned, owner, 1);
     if (prepared.host) this.#hosts.set(session, prepared.host);
     bump(this.#connecting, owner, 1);
+    const admitting = this.#options.admit?.(owner, name, prepared);
+    if (admitting) this.#admissions.set(session, admitting);
+    let admission: Admission | undefined;
     try {
+      admission = await admitting;
       await session.open();
+      await admission?.commit(session);
     } catch (err) {
       // a session that never connected is not kept: the caller can retry with corrected settings;
       // closing it also stops its timers, which would otherwise keep it (and its secrets) in memory
       this.#forget(session);
       await session.close();
+      await admission?.cancel();
       throw err;
     } finally {
       bump(this.#connecting, owner, -1);
+      this.#admissions.delete(session);
     }
     this.#persist(session, prepared);
     return { session, created: true };
@@ -128,6 +152,17 @@ export class SessionPool {
     const session = this.get(owner, name);
     this.#forget(session);
     this.#unpersist(session);
+    await session.close();
+  }
+
+  /**
+   * Logs out of one session and drops it from this process while keeping it in the session store:
+   * another replica takes it over (a move, or this replica lost its lease on it).
+   */
+  async release(owner: string, name: string): Promise<void> {
+    const session = this.find(owner, name);
+    if (!session) return;
+    this.#forget(session);
     await session.close();
   }
 

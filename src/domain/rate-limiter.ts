@@ -1,8 +1,15 @@
+/** What reconnect attempts wait on: this process's bucket, or one shared by every replica (src/cluster/). */
+export interface ReconnectLimiter {
+  acquire(): Promise<void>;
+  /** Drops every waiter (they never resolve); used at shutdown. */
+  stop(): void;
+}
+
 /**
  * A token bucket shared by the pool: reconnect attempts take a token, so that a mail server coming back
  * after a restart is not hit by every session at once.
  */
-export class RateLimiter {
+export class RateLimiter implements ReconnectLimiter {
   readonly #perSecond: number;
   /** Bucket size: a tenth of a second's worth, so no one-second window sees much more than the rate. */
   readonly #burst: number;

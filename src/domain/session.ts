@@ -5,7 +5,7 @@ import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
 import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { ReconnectLimiter } from './rate-limiter.js';
 import { SerialQueue } from './serial-queue.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
 
@@ -61,7 +61,7 @@ export interface SessionOptions {
   /** Longest wait for the operation before this one to finish. */
   lockTimeoutMs: number;
   reconnect: BackoffPolicy & { maxAttempts: number };
-  limiter: RateLimiter;
+  limiter: ReconnectLimiter;
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;

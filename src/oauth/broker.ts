@@ -8,7 +8,7 @@ import { oauthCallbackError, oauthNeedsInteraction, toOAuthError, type OAuthErro
 import { HttpsNetworkClient, type DestinationGuard } from './https-network.js';
 import { msalLoggerOptions } from './msal-logging.js';
 import { PendingAuthorizations, type AuthorizationOwner } from './pending-authorizations.js';
-import { TokenStore } from './token-store.js';
+import { TokenStore, type SharedTokenSlots } from './token-store.js';
 import type { AccountRef, OAuthApp, SilentResult, TokenResult } from './types.js';
 
 export interface OAuthBrokerOptions {
@@ -25,6 +25,10 @@ export interface OAuthBrokerOptions {
   libLogLevel: string;
   /** The outbound policy, applied to identity provider hosts that a caller named. */
   guard?: DestinationGuard;
+  /** Token cache slots shared by replicas (Redis); undefined: the file or memory. */
+  sharedTokens?: SharedTokenSlots | undefined;
+  /** Told of every sign-in state handed out, so that a callback reaching another replica finds this one. */
+  onStateStarted?: ((state: string, ttlMs: number) => void) | undefined;
 }
 
 type MsalApp = Msal.PublicClientApplication | Msal.ConfidentialClientApplication;
@@ -85,7 +89,7 @@ export class OAuthBroker {
 
   /** Opens the token cache (decrypting the file when configured); throws when it cannot be read. */
   static async create(options: OAuthBrokerOptions): Promise<OAuthBroker> {
-    const store = await TokenStore.open({ file: options.tokenCacheFile, key: options.tokenCacheKey, logger: options.logger });
+    const store = await TokenStore.open({ file: options.tokenCacheFile, key: options.tokenCacheKey, logger: options.logger, shared: options.sharedTokens });
     return new OAuthBroker(options, store);
   }
 
@@ -157,6 +161,7 @@ export class OAuthBroker {
       }),
     );
     this.#pending.add({ state, owner, url, data: request }, shown);
+    this.#options.onStateStarted?.(state, this.#pending.ttlMs);
     return url;
   }
 
@@ -206,6 +211,11 @@ export class OAuthBroker {
     } catch (err) {
       return { sessionName: owner.sessionName, error: isAppError(err) ? err : new AppError('INTERNAL_ERROR', 'the session could not connect') };
     }
+  }
+
+  /** Whether this process handed out `state` (live, used or expired): its callback is answered here. */
+  knowsState(state: string): boolean {
+    return this.#pending.knows(state);
   }
 
   /** Withdraws an owner's pending sign-in (its session closed). */

@@ -58,6 +58,11 @@ export class PendingAuthorizations<T> {
     return record;
   }
 
+  /** Whether this state was handed out here and is still remembered (live, used or expired). */
+  knows(state: string): boolean {
+    return this.#live.has(state) || this.#spent.has(state) || this.#shown.has(state);
+  }
+
   /** The owner of a state a session shows, if that session still waits for it. */
   ownerOf(state: string): AuthorizationOwner | undefined {
     return this.#live.get(state)?.owner ?? this.#shown.get(state);

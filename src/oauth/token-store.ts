@@ -10,6 +10,15 @@ export interface TokenStoreOptions {
   /** AES-256-GCM key (32 bytes, base64); undefined: memory only. */
   key: Secret | undefined;
   logger: Logger;
+  /** Slots kept where every replica reads them (Redis, sealed there), instead of the file. */
+  shared?: SharedTokenSlots | undefined;
+}
+
+/** A place for token cache slots that replicas share; `slotKey` names slots the same on every replica. */
+export interface SharedTokenSlots {
+  slotKey: Buffer;
+  get(slot: string): Promise<string | undefined>;
+  set(slot: string, value: string): Promise<void>;
 }
 
 interface FileContent {
@@ -30,6 +39,7 @@ export class TokenStore {
   readonly #key: Buffer | undefined;
   readonly #slotKey: Buffer;
   readonly #logger: Logger;
+  readonly #shared: SharedTokenSlots | undefined;
   #writing: Promise<void> | undefined;
   #dirty = false;
   #warned = false;
@@ -38,8 +48,10 @@ export class TokenStore {
     this.#file = options.file;
     this.#key = key;
     this.#logger = options.logger;
-    // slot names are derived from the cache key so that they stay the same across restarts
-    this.#slotKey = key ? createHmac('sha256', key).update('msb token-cache slot names').digest() : randomBytes(32);
+    this.#shared = options.shared;
+    // slot names are derived from the cache key so that they stay the same across restarts (and replicas)
+    const base = key ?? options.shared?.slotKey;
+    this.#slotKey = base ? createHmac('sha256', base).update('msb token-cache slot names').digest() : randomBytes(32);
   }
 
   /** Opens the store, reading the sealed file when there is one. Throws when it cannot be decrypted. */
@@ -67,12 +79,12 @@ export class TokenStore {
   }
 
   get persistent(): boolean {
-    return this.#key !== undefined;
+    return this.#key !== undefined || this.#shared !== undefined;
   }
 
   /** Says once, when OAuth2 is first used, that tokens will not survive a restart. */
   warnIfVolatile(): void {
-    if (this.#key || this.#warned) return;
+    if (this.persistent || this.#warned) return;
     this.#warned = true;
     this.#logger.warn(
       'OAuth2 tokens are kept in memory only: set MSB_TOKEN_CACHE_FILE and MSB_TOKEN_CACHE_KEY so that sign-ins survive a restart',
@@ -88,6 +100,9 @@ export class TokenStore {
   plugin(slot: string): ICachePlugin {
     return {
       beforeCacheAccess: async (context: TokenCacheContext) => {
+        // another replica may have refreshed the tokens since; while the shared place is away, the copy here serves
+        const shared = this.#shared ? await this.#shared.get(slot).catch(() => undefined) : undefined;
+        if (shared !== undefined) this.#slots.set(slot, shared);
         context.tokenCache.deserialize(this.#slots.get(slot) ?? '');
       },
       afterCacheAccess: async (context: TokenCacheContext) => {
@@ -95,6 +110,12 @@ export class TokenStore {
         const serialized = context.tokenCache.serialize();
         if (this.#slots.get(slot) === serialized) return;
         this.#slots.set(slot, serialized);
+        if (this.#shared) {
+          await this.#shared.set(slot, serialized).catch((err: unknown) => {
+            this.#logger.error({ err: { message: (err as Error).message } }, 'cannot write the shared token cache: tokens stay in this process until the next change');
+          });
+          return;
+        }
         await this.#persist();
       },
     };

@@ -7,6 +7,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller of a /v1 route. */
     principal: Principal;
+    /** Forwarded by another replica (signed with MSB_REPLICA_SECRET), which checked the caller's key and limits. */
+    viaReplica: boolean;
   }
 }
 
@@ -15,6 +17,11 @@ export interface AuthOptions {
   keys: ApiKeys | undefined;
   /** Paths under /v1 reached without a key, e.g. the OAuth2 redirect the identity provider sends the browser to. */
   publicPaths: readonly string[];
+  /**
+   * With replicas (src/cluster/): a request forwarded by another replica, with the caller's principal it
+   * vouches for; undefined when the request was not forwarded. Throws UNAUTHENTICATED on a bad signature.
+   */
+  forwarded?: ((request: FastifyRequest) => { principal: Principal | undefined } | undefined) | undefined;
 }
 
 export const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'anonymous', role: 'admin' });
@@ -45,12 +52,20 @@ export function principalOf(request: FastifyRequest): Principal {
 
 /** Bearer API keys on every /v1 route. Health, metrics and the documentation stay open. */
 export const authPlugin = fp(
-  async (app: FastifyInstance, { keys, publicPaths }: AuthOptions) => {
+  async (app: FastifyInstance, { keys, publicPaths, forwarded }: AuthOptions) => {
     app.decorateRequest('principal', null as unknown as Principal);
+    app.decorateRequest('viaReplica', false);
     if (!keys) {
       app.log.warn('API AUTHENTICATION IS OFF (MSB_AUTH=none): anyone who reaches this port can use every session. Development only.');
     }
     app.addHook('onRequest', async (request: FastifyRequest, reply) => {
+      const via = forwarded?.(request);
+      if (via) {
+        request.viaReplica = true;
+        if (via.principal) request.principal = via.principal;
+        else if (needsKey(request, publicPaths)) throw new AppError('UNAUTHENTICATED', 'a forwarded request carries no principal');
+        return;
+      }
       if (!needsKey(request, publicPaths)) return;
       if (!keys) {
         request.principal = DEV_PRINCIPAL;

@@ -36,7 +36,8 @@ export const failedRequestsPlugin = fp(
       }
     });
     app.addHook('onResponse', async (request, reply) => {
-      if (!UNLIMITED_ROUTES.has(request.routeOptions.url ?? '') && refused(request, reply)) limiter.failed(request.ip);
+      // a replica's forwarded requests were counted where the caller sent them
+      if (!UNLIMITED_ROUTES.has(request.routeOptions.url ?? '') && !request.viaReplica && refused(request, reply)) limiter.failed(request.ip);
     });
   },
   { name: 'failed-requests' },

@@ -17,7 +17,8 @@ export const rateLimitPlugin = fp(
       // after the auth hook, so the key is the principal and one bot cannot starve the others; before
       // body parsing and validation, so that invalid requests count too
       hook: 'preParsing',
-      allowList: (request) => UNLIMITED_ROUTES.has(request.routeOptions.url ?? ''),
+      // a forwarded request was counted by the replica the caller sent it to
+      allowList: (request) => UNLIMITED_ROUTES.has(request.routeOptions.url ?? '') || request.viaReplica,
       keyGenerator: (request) => (request.principal ? `principal:${request.principal.name}` : `ip:${request.ip}`),
       errorResponseBuilder: (_request, context) =>
         new AppError('RATE_LIMITED', `more than ${context.max} requests in ${context.after}; slow down`, {

@@ -17,7 +17,7 @@ export const SESSION_ERRORS = {
   409: 'SESSION_NOT_READY (failed) or AUTHORIZATION_REQUIRED.',
   422: 'OPERATION_NOT_SUPPORTED: this session type cannot do it (`supportedBy` names the types that can); DOWNLOAD_TOO_LARGE: the message or attachment exceeds what the protocol lets the service stream (EWS).',
   502: 'The mail server failed or answered in an unexpected way (MAIL_*).',
-  503: 'SESSION_RECONNECTING, SESSION_BUSY, or MAIL_TEMPORARILY_UNAVAILABLE (the mail server asks to wait, e.g. a POP3 LOGIN-DELAY), with Retry-After.',
+  503: 'SESSION_RECONNECTING, SESSION_BUSY, or MAIL_TEMPORARILY_UNAVAILABLE (the mail server asks to wait, e.g. a POP3 LOGIN-DELAY), with Retry-After; with replicas also STORE_UNAVAILABLE (Redis cannot be reached) and SESSION_RECONNECTING while the session moves between replicas.',
   504: 'MAIL_TIMEOUT: the mail server did not answer in time.',
 };
 

@@ -88,7 +88,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'List sessions',
         description: "The caller's sessions, with cached mailbox summaries (inspect one for a live one). An admin key lists every principal's sessions with all=true.",
         querystring: Type.Object({ all: Type.Optional(Type.Boolean({ description: 'Admin only: every principal\'s sessions.' })) }),
-        response: { 200: jsonResponse("The caller's sessions (every principal's with all=true).", ref(SessionListSchema)), ...problemResponses({ 403: 'FORBIDDEN: all=true needs an admin key.' }) },
+        response: {
+          200: jsonResponse("The caller's sessions (every principal's with all=true).", ref(SessionListSchema)),
+          ...problemResponses({ 403: 'FORBIDDEN: all=true needs an admin key.', 503: 'STORE_UNAVAILABLE: with replicas, Redis (where the list is kept) cannot be reached; with Retry-After.' }),
+        },
       },
     },
     async (request) => {
@@ -112,7 +115,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           ...problemResponses({
             ...NAME_ERRORS,
             409: 'With refresh=true: SESSION_NOT_READY (failed) or AUTHORIZATION_REQUIRED.',
-            503: 'With refresh=true: SESSION_RECONNECTING or SESSION_BUSY, with Retry-After.',
+            503: 'With refresh=true: SESSION_RECONNECTING or SESSION_BUSY, with Retry-After. With replicas also STORE_UNAVAILABLE (Redis cannot be reached) or SESSION_RECONNECTING (moving between replicas).',
           }),
         },
       },
@@ -137,7 +140,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         description: 'Logs out from the server (LOGOUT / QUIT) and removes the session from the pool.',
         params: NameParams,
         querystring: Type.Object(OwnerQuery),
-        response: { 204: Type.Null({ description: 'Closed.' }), ...problemResponses(NAME_ERRORS) },
+        response: {
+          204: Type.Null({ description: 'Closed.' }),
+          ...problemResponses({ ...NAME_ERRORS, 503: 'With replicas: STORE_UNAVAILABLE (Redis cannot be reached) or SESSION_RECONNECTING (the session is moving between replicas), with Retry-After.' }),
+        },
       },
     },
     async (request, reply) => {

@@ -52,6 +52,11 @@ export interface DovecotOptions {
    */
   oauth2?: DovecotOAuth2Options;
   /**
+   * Log timestamps with microseconds ("2026-11-26 05:52:43.123456 imap-login: ..."; Dovecot's
+   * %{usecs}), for tests that order logins and logouts of different connections (the replica tests).
+   */
+  preciseLog?: boolean;
+  /**
    * Folders with an RFC 6154 special use, created for every user at login (Dovecot `namespace inbox { mailbox
    * NAME { special_use = \\FLAG; auto = create } }`), e.g. { 'Bot Outbox': '\\Sent' }. Dovecot then announces
    * SPECIAL-USE. Names must not hold quotes or line breaks.
@@ -235,6 +240,7 @@ interface ConfigInput {
   owner: ReturnType<typeof mailOwner>;
   scale: boolean;
   oauth2?: DovecotOAuth2Options | undefined;
+  preciseLog?: boolean | undefined;
   specialUse?: Record<string, string> | undefined;
 }
 
@@ -263,6 +269,7 @@ function renderConfig(c: ConfigInput): string {
     `base_dir = ${dir}/run`,
     `state_dir = ${dir}/state`,
     `log_path = ${dir}/dovecot.log`,
+    ...(c.preciseLog ? ['log_timestamp = "%Y-%m-%d %H:%M:%S.%{usecs} "'] : []),
     'protocols = imap pop3',
     'listen = 127.0.0.1',
     // ssl = yes (not required) keeps STARTTLS/STLS on the plain ports optional but offered.
@@ -380,7 +387,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
   if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
-  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse }));
+  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse, preciseLog: opts.preciseLog }));
   const shutdownGraceMs = opts.scale ? 30_000 : 5000;
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it

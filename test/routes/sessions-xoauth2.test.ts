@@ -15,6 +15,8 @@ import { APPS, USERS, assertNoSecrets, startMicrosoftIdentity } from '../harness
 import { startFakeTokenEndpoint, startIntrospection, type FakeTokenEndpoint, type IntrospectionEndpoint } from '../harness/fake-oauth-provider.js';
 import { signInOverHttp } from '../harness/sign-in.js';
 import { startTcpProxy } from '../harness/tcp-tools.js';
+import { startRedis } from '../harness/redis.js';
+import { Redis } from 'ioredis';
 
 type App = TestApp['app'];
 
@@ -311,6 +313,29 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
 
     const second = await app(t, persist);
     const back = await waitForSession(second, 'kept-code', (s) => s.state === 'connected');
+    assert.equal(back.auth.flow, 'authorizationCode');
+    assert.equal(idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length, signInsBefore, 'no new sign-in');
+  });
+
+  test('restored after a restart from Redis (replicas): the sign-in and its tokens come back from there, sealed', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.close());
+    const shared = { MSB_REDIS_URL: redis.url, MSB_SESSION_STORE_KEY: randomBytes(32).toString('base64'), MSB_REPLICA_SECRET: randomBytes(24).toString('base64'), MSB_LEASE_TTL_MS: '3000' };
+    const { app: first } = await build({ after: () => {} }, { ...env, ...shared });
+    const code = (await create(first, mail('imap', 'kept-redis', USERS.carol.name, {}))).json();
+    const callback = new URL(await signInOverHttp(code.authorizationUrl, { caPem: certs.caPem, username: USERS.carol.name, password: USERS.carol.password }));
+    assert.equal((await call(first, 'GET', `${callback.pathname}${callback.search}`)).statusCode, 200);
+    assert.equal((await call(first, 'GET', '/v1/sessions/kept-redis')).json().state, 'connected');
+    await first.close();
+    const signInsBefore = idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length;
+    const client = new Redis(redis.url);
+    t.after(() => client.disconnect());
+    const tokens = await client.hgetall('msb:tokens');
+    assert.ok(Object.keys(tokens).length > 0, 'the token cache is in Redis');
+    for (const token of idp.issued) assert.ok(!Object.values(tokens).some((v) => v.includes(token)), 'sealed, no token in clear');
+
+    const second = await app(t, shared);
+    const back = await waitForSession(second, 'kept-redis', (s) => s.state === 'connected');
     assert.equal(back.auth.flow, 'authorizationCode');
     assert.equal(idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length, signInsBefore, 'no new sign-in');
   });
