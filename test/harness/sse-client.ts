@@ -39,7 +39,7 @@ export function openEventStream(port: number, path: string, headers: Record<stri
     events,
     close: () => response?.destroy(),
     /** Waits until `predicate` holds for the events so far; fails naming what did arrive. */
-    async waitFor(what: string, predicate: (events: SseEvent[]) => boolean, timeoutMs = 15_000) {
+    async waitFor(what: string, predicate: (events: SseEvent[]) => boolean, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(events)) {
         if (Date.now() > deadline) assert.fail(`${what}: did not arrive; got ${JSON.stringify(events.map((e) => [e.type, e.body.data?.subject ?? e.body.data?.state ?? e.body.data?.folder]))}`);

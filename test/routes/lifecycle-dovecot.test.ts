@@ -18,7 +18,7 @@ const FAST = {
 };
 
 /** Polls inspect until `predicate` holds; fails with the last state seen. */
-async function waitForSession(app: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 15_000) {
+async function waitForSession(app: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

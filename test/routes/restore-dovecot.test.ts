@@ -9,7 +9,7 @@ import type { App } from '../../src/app.js';
 import { build } from '../helper.js';
 import { startDovecot, type DovecotServer } from '../harness/dovecot.js';
 
-async function waitForSession(app: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 15_000) {
+async function waitForSession(app: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -73,7 +73,7 @@ describe('IMAP and POP3 with OAuth2 (XOAUTH2) against Dovecot', () => {
     name, type, host: '127.0.0.1', port: type === 'imap' ? dovecot.ports.imaps : dovecot.ports.pop3s, username, auth: { type: 'oauth2', ...auth }, ...extra,
   });
   const genericAuth = (extra: Record<string, unknown> = {}) => ({ provider: 'generic', tokenUrl: generic.url, clientId: GENERIC.id, clientSecret: GENERIC.secret, ...extra });
-  async function waitForSession(a: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 15_000) {
+  async function waitForSession(a: App, name: string, predicate: (s: Record<string, any>) => boolean, timeoutMs = 60_000) {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {
