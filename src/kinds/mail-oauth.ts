@@ -64,7 +64,7 @@ export interface MailOAuthTarget {
 }
 
 /** MSB_MAIL_OAUTH_TRUSTED_HOSTS: "host" trusts every port of it, "host:port" that port only. */
-function trustedMailHost(config: Config, host: string, port: number): boolean {
+export function trustedMailHost(config: Config, host: string, port: number): boolean {
   const entries = config.MSB_MAIL_OAUTH_TRUSTED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
   return entries.includes(host) || entries.includes(`${host}:${port}`);
 }
