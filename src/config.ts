@@ -63,7 +63,7 @@ export const ConfigSchema = Type.Object({
     description:
       'Addresses never connected to, checked after DNS resolution (default: loopback, IPv4-compatible IPv6, link-local incl. cloud metadata 169.254.169.254 and fd00:ec2::254, carrier-grade NAT 100.64.0.0/10 incl. 100.100.100.200, multicast, broadcast). IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses are judged as the IPv4 address they carry. Unspecified addresses (0.0.0.0/8, ::) are always refused. Private ranges stay allowed: mail servers live there.',
   }),
-  MSB_OUTBOUND_PORTS: Type.String({ default: '110,143,443,993,995', description: 'Ports that may be connected to, or *.' }),
+  MSB_OUTBOUND_PORTS: Type.String({ default: '25,110,143,443,465,587,993,995', description: 'Ports that may be connected to, or *.' }),
   MSB_SEND_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 157_286_400, default: 26_214_400, description: 'Largest message the send routes accept: text, HTML and decoded attachments together (the request body may be a third larger, base64).' }),
   MSB_SEND_MAX_RECIPIENTS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'Most recipients (to, cc and bcc together) of one message sent.' }),
   MSB_SEND_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 60, description: 'Most messages one principal may send per minute (send, reply, forward); 0 = no limit.' }),

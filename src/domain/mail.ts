@@ -196,6 +196,8 @@ export interface SendResult {
   messageId: string | null;
   accepted: string[];
   rejected: string[];
+  /** What went wrong after the server took the message (the copy in Sent, \Answered): it was sent all the same. */
+  warnings?: string[];
 }
 
 /** Sending: new mail, replies and forwards (SMTP for IMAP/POP3 sessions, EWS and Graph natively). */

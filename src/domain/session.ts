@@ -74,6 +74,7 @@ export interface SessionOptions {
 /** Errors that another attempt cannot fix: reconnecting would only hammer the server. */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'MAIL_AUTH_FAILED',
+  'SMTP_AUTH_FAILED',
   'MAIL_HOST_NOT_FOUND',
   'MAIL_TLS_FAILED',
   'MAIL_STARTTLS_UNAVAILABLE',

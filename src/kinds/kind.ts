@@ -19,7 +19,7 @@ export interface KindServices {
 /** Who creates the session. OAuth2 kinds keep cached tokens per owner, so one principal never reuses another's sign-in. */
 export interface PrepareContext {
   owner: string;
-  /** Top-level fields given by reference ({"secret": name}) -> name: such a value is shown as `secret:<name>`, never sent as a hint. */
+  /** Fields given by reference ({"secret": name}) -> name, nested ones by dotted path ("smtp.username"): such a value is shown as `secret:<name>`, never sent as a hint. */
   refs?: ReadonlyMap<string, string>;
 }
 

@@ -14,6 +14,7 @@ import type { PreparedSession } from '../domain/prepared-session.js';
 import type { KindServices, PrepareContext, SessionKind } from './kind.js';
 import { MailAuthBody, prepareMailOAuth, type MailAuthInput } from './mail-oauth.js';
 import { mailTlsView } from './mail-tls-view.js';
+import { prepareSmtp, smtpBody, withSmtp } from './mail-smtp.js';
 
 /** Automation Anywhere's Connect action, "Email server" connection: IMAP (imapflow) or POP3 (node-pop3). */
 
@@ -57,6 +58,7 @@ const MailTimeoutsBody = TimeoutsBody('Connect + greeting + TLS + login', 'One m
 // one named type each in the document, shared by the IMAP and POP3 bodies
 const MailServerTls = shared('MailServerTls', TlsBody);
 const MailServerAuth = shared('MailServerAuth', MailAuthBody);
+const MailServerSmtp = shared('MailServerSmtp', smtpBody(Host, ref(MailServerTls)));
 
 function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
   return Type.Object(
@@ -71,6 +73,7 @@ function mailServerBody<T extends 'imap' | 'pop3'>(type: T, ports: string) {
       auth: Type.Optional(ref(MailServerAuth)),
       tls: Type.Optional(ref(MailServerTls)),
       timeouts: Type.Optional(MailTimeoutsBody),
+      smtp: Type.Optional(ref(MailServerSmtp)),
       ...CommonSessionFields,
     },
     { additionalProperties: false, title: `${type.toUpperCase()} session` },
@@ -129,9 +132,13 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
     },
     parseMaxBytes: config.MSB_PARSE_MAX_BYTES,
   };
+  const smtp = body.smtp
+    ? prepareSmtp(body.smtp, normaliseHost, { protocol, host, port, username: body.username, password: oauth ? undefined : body.password, oauth: oauth !== undefined, timeouts: settings.timeouts, refs: context.refs }, config)
+    : undefined;
+  const tlsView = mailTlsView({ secure, starttls, verifyCertificate, customCa: settings.tls.ca !== undefined, servername: settings.tls.servername });
   return {
     type: protocol,
-    fingerprint: fingerprint({ ...settings, password: settings.password?.reveal(), oauth: oauth?.fingerprint, idleTimeoutMs: body.idleTimeoutMs }),
+    fingerprint: fingerprint({ ...settings, password: settings.password?.reveal(), oauth: oauth?.fingerprint, smtp: smtp?.fingerprint, idleTimeoutMs: body.idleTimeoutMs }),
     host: settings.host,
     ...(body.idleTimeoutMs !== undefined ? { idleTimeoutMs: body.idleTimeoutMs } : {}),
     view: {
@@ -139,21 +146,23 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
       port: settings.port,
       secure,
       username: settings.username,
-      ...mailTlsView({ secure, starttls, verifyCertificate, customCa: settings.tls.ca !== undefined, servername: settings.tls.servername }),
+      ...tlsView,
       timeouts: settings.timeouts,
       ...(oauth ? { auth: oauth.view } : {}),
+      ...(smtp ? { smtp: smtp.view, warnings: [...tlsView.warnings, ...smtp.warnings] } : {}),
     },
     logBindings: { protocol, host: settings.host, port: settings.port, ...(oauth ? { authType: 'oauth2' } : {}) },
     createConnector: (ctx) => {
       const tokens = oauth?.tokens(ctx, body.name);
-      return protocol === 'imap' ? new ImapConnector(settings, ctx, tokens) : new Pop3Connector(settings, ctx, tokens);
+      const mailbox = protocol === 'imap' ? new ImapConnector(settings, ctx, tokens) : new Pop3Connector(settings, ctx, tokens);
+      return withSmtp(mailbox, settings, smtp, ctx, tokens);
     },
   };
 }
 
 export const mailServerKind: SessionKind = {
   types: ['imap', 'pop3'],
-  capabilities: { imap: ['reader'], pop3: ['reader'] },
+  capabilities: { imap: ['reader', 'sender'], pop3: ['reader', 'sender'] },
   bodies: [ImapBody, Pop3Body],
   prepare,
 };

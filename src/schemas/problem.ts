@@ -23,6 +23,8 @@ export const ProblemSchema = shared(
       instance: Type.Optional(Type.String({ description: 'The request path.' })),
       requestId: Type.Optional(Type.String({ description: 'The request id, also in the service log.' })),
       retryAfterSeconds: Type.Optional(Type.Integer({ description: 'For retryable errors: when to try again (also the Retry-After header).' })),
+      smtpCode: Type.Optional(Type.Integer({ description: 'For SMTP_* problems: the SMTP server\'s reply code (4xx: try again later; 5xx: refused for good).' })),
+      rejected: Type.Optional(Type.Array(Type.String(), { description: 'For SMTP_REJECTED and SMTP_UNAVAILABLE: the recipients the SMTP server refused.' })),
       supportedBy: Type.Optional(
         Type.Array(Type.String(), { description: 'For OPERATION_NOT_SUPPORTED: the session types that can do the operation.' }),
       ),

@@ -70,6 +70,9 @@ export const SendResultSchema = shared('SendResult', Type.Object(
     messageId: Type.Union([Type.String(), Type.Null()], { description: 'The Message-ID of what was sent.' }),
     accepted: Type.Array(Type.String(), { description: 'Recipients the server accepted.' }),
     rejected: Type.Array(Type.String(), { description: 'Recipients the server refused (the message went to the others).' }),
+    warnings: Type.Optional(
+      Type.Array(Type.String(), { description: 'IMAP/POP3 over SMTP: what failed after the server took the message (the copy in Sent, marking the original answered). The message was sent.' }),
+    ),
   }
 ));
 

@@ -95,6 +95,21 @@ export const SessionSchema = shared(
           { description: 'EWS, outlook, and IMAP/POP3 with OAuth2: how the session authenticates. Never a secret.' },
         ),
       ),
+      smtp: Type.Optional(
+        Type.Object(
+          {
+            host: Type.String(),
+            port: Type.Integer(),
+            secure: Type.Boolean(),
+            username: Type.String({ description: 'The SMTP user name, or `secret:<name>` when it was given as a secret reference.' }),
+            from: Type.String({ description: 'The From address of every message sent.' }),
+            saveToSent: Type.Boolean({ description: 'Whether a copy of each message sent is appended to \\Sent.' }),
+            tls: Type.Object({ mode: Type.String(), verifyCertificate: Type.Boolean(), customCa: Type.Boolean(), servername: Type.Optional(Type.String()) }),
+            auth: Type.String({ description: 'password, or oauth2 (the mailbox\'s token, XOAUTH2).' }),
+          },
+          { description: 'IMAP/POP3: where the session sends mail (verified at create). Never a secret.' },
+        ),
+      ),
       mailbox: ref(MailboxSchema),
       warnings: Type.Array(Type.String(), { description: 'Things the caller should know, such as a dated deprecation.' }),
       webhooks: Type.Optional(

@@ -61,7 +61,7 @@ export function embeddedIpv4(address: string): string | undefined {
 }
 
 /** A protocol's own ports: a caller asking for those has business knowing what answers there. */
-const PROTOCOL_PORTS: Readonly<Record<string, readonly number[]>> = { imap: [143, 993], pop3: [110, 995], https: [443] };
+const PROTOCOL_PORTS: Readonly<Record<string, readonly number[]>> = { imap: [143, 993], pop3: [110, 995], smtp: [25, 465, 587], https: [443] };
 
 /**
  * Where the service may connect. Clients name the hosts, which would make the service an SSRF tool:

@@ -4,7 +4,7 @@ import type { ReferencedValue } from './session-guard.js';
 
 export interface ResolvedBody<T> {
   body: T;
-  /** Top-level field -> secret name, for the fields that were given as references. */
+  /** Field -> secret name, for the fields that were given as references; a nested one by its dotted path ("smtp.username"). */
   refs: Map<string, string>;
   /** Every value that came by reference, at any depth, with its name: shown as `secret:<name>` wherever a caller reads it. */
   referenced: ReferencedValue[];
@@ -19,7 +19,7 @@ export async function resolveSecretRefs<T>(body: T, principal: Principal, store:
   const referenced: ReferencedValue[] = [];
   const walk = async (value: unknown, path: string[]): Promise<unknown> => {
     if (isSecretRef(value)) {
-      if (path.length === 1) refs.set(path[0]!, value.secret);
+      refs.set(path.join('.'), value.secret);
       const resolved = (await store.resolve(value, principal, `/${path.join('/')}`)).reveal();
       referenced.push({ name: value.secret, value: resolved });
       return resolved;

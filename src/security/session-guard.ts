@@ -31,6 +31,8 @@ const CONNECTION_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'GRAPH_THROTTLED',
 ]);
 const PROVIDER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['OAUTH_PROVIDER_ERROR', 'OAUTH_PROVIDER_UNAVAILABLE']);
+/** The SMTP server's failures that tell how its connection failed or carry what it said (its reply code too). */
+const SMTP_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SMTP_UNAVAILABLE', 'SMTP_REJECTED', 'SMTP_AUTH_FAILED']);
 
 interface Peer {
   label: string;
@@ -54,12 +56,15 @@ interface Peer {
  *    connected, the peer has proved to be the mail server the caller named, and its errors are shown.
  *
  * The same holds for an identity provider or token endpoint that the caller named (auth.authorityHost,
- * auth.tokenUrl): its failures then read "no usable answer".
+ * auth.tokenUrl): its failures then read "no usable answer"; and for the SMTP server of an IMAP/POP3
+ * session (smtp.host), verified in the first connect: SMTP_UNAVAILABLE "connection closed by server", or
+ * SMTP_AUTH_FAILED without the server's text or reply code.
  */
 export function guardSession(prepared: PreparedSession, options: SessionGuardOptions): PreparedSession {
   const peers = peersOf(prepared, options.configuredAuthority);
   const mail = peers.main ? options.outbound.discloses(peers.main.host, peers.main.port, peers.main.protocol) : true;
   const provider = peers.provider ? options.outbound.discloses(peers.provider.host, peers.provider.port, 'https') : true;
+  const smtp = peers.smtp ? options.outbound.discloses(peers.smtp.host, peers.smtp.port, 'smtp') : true;
   const referenced = options.referenced.filter((r) => r.value.length >= 3);
   return {
     ...prepared,
@@ -69,17 +74,22 @@ export function guardSession(prepared: PreparedSession, options: SessionGuardOpt
         if (!isAppError(err)) return err;
         let code = err.code;
         let detail = err.message;
+        let extra = err.extra;
         if (!proven && !mail && peers.main && CONNECTION_CODES.has(code)) {
           code = 'MAIL_NETWORK_ERROR';
           detail = `${peers.main.label}: connection closed by server`;
         } else if (!proven && !mail && peers.main && code === 'MAIL_AUTH_FAILED') {
           detail = `${peers.main.label}: the server rejected the credentials`;
+        } else if (!proven && !smtp && peers.smtp && SMTP_CODES.has(code)) {
+          code = code === 'SMTP_AUTH_FAILED' ? code : 'SMTP_UNAVAILABLE';
+          detail = `${peers.smtp.label}: ${code === 'SMTP_AUTH_FAILED' ? 'the server rejected the credentials' : 'connection closed by server'}`;
+          extra = {};
         } else if (!provider && peers.provider && PROVIDER_CODES.has(code)) {
           code = 'OAUTH_PROVIDER_UNAVAILABLE';
           detail = `${peers.provider.label}: no usable answer`;
         }
         for (const r of referenced) detail = detail.split(r.value).join(`secret:${r.name}`);
-        return code === err.code && detail === err.message ? err : new AppError(code, detail, err.extra, { cause: err });
+        return code === err.code && detail === err.message ? err : new AppError(code, detail, extra, { cause: err });
       };
       // a Proxy rather than a wrapper class: every method the connector has, now or later, and every method of
       // its capabilities (reader, sender...: found by their presence), is passed through with its errors rewritten
@@ -118,10 +128,13 @@ export function guardSession(prepared: PreparedSession, options: SessionGuardOpt
 const CAPABILITIES: ReadonlySet<string> = new Set<keyof MailCapabilities>(['reader', 'flagger', 'mover', 'deleter', 'sender', 'tagger', 'watcher']);
 
 /** The destinations a session talks to, from its public view: the mail or HTTPS host, and a caller-named identity provider. */
-function peersOf(prepared: PreparedSession, configuredAuthority: string): { main?: Peer; provider?: Peer } {
-  const view = prepared.view as { host?: unknown; port?: unknown; auth?: { authorityHost?: unknown; tokenUrl?: unknown } };
+function peersOf(prepared: PreparedSession, configuredAuthority: string): { main?: Peer; provider?: Peer; smtp?: Peer } {
+  const view = prepared.view as { host?: unknown; port?: unknown; auth?: { authorityHost?: unknown; tokenUrl?: unknown }; smtp?: { host?: unknown; port?: unknown } };
   const protocol = prepared.type === 'imap' || prepared.type === 'pop3' ? prepared.type : 'https';
-  const out: { main?: Peer; provider?: Peer } = {};
+  const out: { main?: Peer; provider?: Peer; smtp?: Peer } = {};
+  if (typeof view.smtp?.host === 'string' && typeof view.smtp.port === 'number') {
+    out.smtp = { label: `SMTP ${view.smtp.host}:${view.smtp.port}`, host: view.smtp.host, port: view.smtp.port, protocol: 'smtp' };
+  }
   if (typeof view.host === 'string' && typeof view.port === 'number') {
     out.main = { label: `${prepared.type.toUpperCase()} ${view.host}:${view.port}`, host: view.host, port: view.port, protocol };
   }

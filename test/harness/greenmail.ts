@@ -8,7 +8,7 @@
 //   greenmail.hostname            bind address of every protocol; it also switches GreenMail's
 //                                 REST API on (default port 8080!), so we give the API a free port
 //                                 with greenmail.api.port instead of colliding on 8080.
-//   greenmail.<proto>.port        one per protocol (smtp, imap, imaps, pop3, pop3s).
+//   greenmail.<proto>.port        one per protocol (smtp, smtps, imap, imaps, pop3, pop3s).
 //   greenmail.users               local:password@domain,... ; greenmail.users.login=email makes the
 //                                 full address the login name.
 //   greenmail.tls.keystore.file   a PKCS12 keystore (plus greenmail.tls.keystore.password) that
@@ -32,7 +32,7 @@ import { canConnect, freePort, waitForPort, waitForPortClosed } from './ports.js
 
 export const GREENMAIL_VERSION = '2.1.8';
 
-export interface GreenMailPorts { imap: number; imaps: number; pop3: number; pop3s: number; smtp: number }
+export interface GreenMailPorts { imap: number; imaps: number; pop3: number; pop3s: number; smtp: number; smtps: number }
 
 export interface GreenMailServer {
   host: string;
@@ -110,6 +110,7 @@ async function external(host: string): Promise<GreenMailServer> {
     pop3: envPort('MSB_TEST_GREENMAIL_POP3_PORT', 3110),
     pop3s: envPort('MSB_TEST_GREENMAIL_POP3S_PORT', 3995),
     smtp: envPort('MSB_TEST_GREENMAIL_SMTP_PORT', 3025),
+    smtps: envPort('MSB_TEST_GREENMAIL_SMTPS_PORT', 3465),
   };
   for (const [name, port] of Object.entries(ports)) {
     await waitForPort(port, host, 15000, `external GreenMail ${name} (MSB_TEST_GREENMAIL_HOST=${host})`);
@@ -146,7 +147,7 @@ async function local(opts: GreenMailOptions): Promise<GreenMailServer> {
   const forgetDir = removeDirOnExit(dir);
   const logFile = path.join(dir, 'greenmail.log');
   const ports: GreenMailPorts = {
-    imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort(), smtp: await freePort(),
+    imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort(), smtp: await freePort(), smtps: await freePort(),
   };
   const apiPort = await freePort();
 

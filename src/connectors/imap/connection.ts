@@ -151,6 +151,11 @@ export class ImapConnector implements Connector {
     }
   }
 
+  /** The connected client, for what works beside the reader (sent-mailbox.ts: the Sent copy of mail sent over SMTP). */
+  connectedClient(): ImapFlow {
+    return this.#requireClient();
+  }
+
   #requireClient(): ImapFlow {
     if (!this.#client) throw toImapError({ code: 'NoConnection', message: 'not connected' }, this.#errorContext());
     return this.#client;
