@@ -153,7 +153,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const mailServerKind: SessionKind = {
   types: ['imap', 'pop3'],
-  capabilities: { imap: ['reader'], pop3: ['reader'] },
+  capabilities: { imap: ['reader', 'flagger', 'mover', 'deleter', 'tagger', 'watcher'], pop3: ['reader', 'deleter', 'watcher'] },
   bodies: [ImapBody, Pop3Body],
   prepare,
 };

@@ -21,5 +21,5 @@ test('IMAP and POP3 connectors have exactly the capabilities their kind declares
       assert.equal(connector[capability] !== undefined, declared.includes(capability), `${type}: ${capability}`);
     }
   }
-  assert.deepEqual(mailServerKind.capabilities, { imap: ['reader'], pop3: ['reader'] });
+  assert.deepEqual(mailServerKind.capabilities, { imap: ['reader', 'flagger', 'mover', 'deleter', 'tagger', 'watcher'], pop3: ['reader', 'deleter', 'watcher'] });
 });

@@ -1,0 +1,211 @@
+import type { ImapFlow } from 'imapflow';
+import type { Logger } from 'pino';
+import type { MailWatcher, WatchListener } from '../../domain/mail.js';
+import { AppError, isAppError } from '../../errors.js';
+import { withDeadline } from '../deadline.js';
+import { MARKS_QUERY, SUMMARY_QUERY, idOf, summaryOf } from './access.js';
+import { readStructure } from './structure.js';
+
+export interface ImapWatcherContext {
+  /** A new logged-in connection of the session's own; `onClose` hears when it is lost. */
+  connect(onClose: (err: AppError) => void): Promise<ImapFlow>;
+  /** The session's: a lost watch connection makes it reconnect (and start() again). */
+  onDrop(err: AppError): void;
+  logger: Logger;
+  commandMs: number;
+  host: string;
+  port: number;
+  toError(err: unknown): AppError;
+}
+
+/** Ids remembered per folder for message.deleted: the newest at start, and every message that arrives since. */
+export const TRACKED = 1000;
+/** New messages one start() reports that arrived while the session was reconnecting (the newest of them). */
+const CATCH_UP_MAX = 1000;
+
+/** What outlives a reconnect: a folder's identity and how far it was seen. */
+interface FolderState {
+  uidValidity: bigint;
+  lastUid: number;
+  /** uid -> id of the tracked messages (insertion order: oldest first). */
+  ids: Map<number, string>;
+}
+
+interface Watch {
+  path: string;
+  client: ImapFlow;
+  /** Every UID of the folder in order: sequence number n is uids[n - 1] (EXPUNGE names sequence numbers). */
+  uids: number[];
+  state: FolderState;
+  /** Fetches of new mail, one after the other. */
+  chain: Promise<void>;
+}
+
+/**
+ * New mail as it arrives, by IMAP IDLE (RFC 2177) on a connection of its own per watched folder.
+ *
+ * Why a second connection: the session's connection keeps nothing selected between operations (a folder
+ * stays open only for one request, messages.ts), and IDLE needs the folder selected and the connection free;
+ * interleaving IDLE with requests on one connection would delay every request by a DONE and cost a SELECT
+ * per request. The watch connection EXAMINEs its folder (read-only: it changes nothing) and IDLEs at once
+ * (imapflow's autoIdleDelay 0, restarted every 4 minutes), so a held session costs no polling: the server
+ * says `* n EXISTS` when mail arrives, which the watcher answers with one UID FETCH of what is new
+ * (message.new with its summary); `* n EXPUNGE` becomes message.deleted for the TRACKED newest messages (an
+ * id needs the message's check, which is fetched for those only). A server without IDLE is polled by imapflow
+ * (NOOP every maxIdleTime).
+ *
+ * After a reconnect start() compares each folder with what it saw: another UIDVALIDITY reports mailbox.reset
+ * (every old id is void) and starts afresh; else what arrived meanwhile is reported as new (at most
+ * CATCH_UP_MAX), and tracked messages that are gone as deleted. A lost watch connection is the session's
+ * loss (ctx.onDrop): it reconnects everything and calls start() again.
+ */
+export class ImapWatcher implements MailWatcher {
+  readonly #ctx: ImapWatcherContext;
+  readonly #states = new Map<string, FolderState>();
+  #watches: Watch[] = [];
+  #listener: WatchListener | undefined;
+  #generation = 0;
+
+  constructor(ctx: ImapWatcherContext) {
+    this.#ctx = ctx;
+  }
+
+  async start(folders: readonly string[], listener: WatchListener): Promise<void> {
+    this.stop();
+    const generation = ++this.#generation;
+    this.#listener = listener;
+    for (const path of new Set(folders)) {
+      const client = await this.#ctx.connect((err) => {
+        // a connection of a stopped (or older) watch is no loss
+        if (generation === this.#generation) this.#ctx.onDrop(err);
+      });
+      if (generation !== this.#generation) {
+        client.close();
+        return;
+      }
+      try {
+        const watch = await this.#open(client, path);
+        if (watch) this.#watches.push(watch);
+        else client.close();
+      } catch (err) {
+        client.close();
+        throw err;
+      }
+    }
+  }
+
+  stop(): void {
+    this.#generation += 1;
+    this.#listener = undefined;
+    const watches = this.#watches;
+    this.#watches = [];
+    for (const w of watches) {
+      w.client.removeAllListeners('exists');
+      w.client.removeAllListeners('expunge');
+      void withDeadline(w.client.logout(), this.#ctx.commandMs, 'IMAP LOGOUT', () => w.client.close()).catch(() => w.client.close());
+    }
+  }
+
+  /** EXAMINE the folder, take or compare its baseline, and listen; undefined when the folder cannot be opened. */
+  async #open(client: ImapFlow, path: string): Promise<Watch | undefined> {
+    let mailbox;
+    try {
+      mailbox = await this.#cmd(client, 'EXAMINE', () => client.mailboxOpen(path, { readOnly: true }));
+    } catch (err) {
+      if (isAppError(err) && err.code === 'FOLDER_NOT_FOUND') {
+        this.#ctx.logger.warn({ code: err.code }, 'IMAP: a watched folder cannot be opened; it is not watched');
+        return undefined;
+      }
+      throw err;
+    }
+    const uids = (await this.#cmd(client, 'SEARCH', () => client.search({ all: true }, { uid: true }))) || [];
+    uids.sort((a, b) => a - b);
+    let state = this.#states.get(mailbox.path);
+    if (state && state.uidValidity !== mailbox.uidValidity) {
+      this.#listener?.reset(mailbox.path);
+      state = undefined;
+    }
+    const watch: Watch = { path: mailbox.path, client, uids, state: state ?? { uidValidity: mailbox.uidValidity, lastUid: 0, ids: new Map() }, chain: Promise.resolve() };
+    this.#states.set(mailbox.path, watch.state);
+    if (state) {
+      const present = new Set(uids);
+      for (const [uid, id] of state.ids) {
+        if (present.has(uid)) continue;
+        state.ids.delete(uid);
+        this.#listener?.deleted(id, mailbox.path);
+      }
+      const missed = uids.filter((u) => u > state!.lastUid).slice(-CATCH_UP_MAX);
+      if (missed.length) await this.#report(watch, missed);
+    } else {
+      const newest = uids.slice(-TRACKED);
+      const rows = newest.length ? await this.#cmd(client, 'FETCH', () => client.fetchAll(newest, MARKS_QUERY, { uid: true })) : [];
+      for (const row of rows.sort((a, b) => a.uid - b.uid)) watch.state.ids.set(row.uid, idOf(mailbox, row));
+    }
+    watch.state.lastUid = Math.max(watch.state.lastUid, uids[uids.length - 1] ?? 0, Number(mailbox.uidNext) - 1);
+    client.on('exists', () => {
+      watch.chain = watch.chain.then(() => this.#fetchNew(watch)).catch((err: unknown) => this.#failed(watch, err));
+    });
+    client.on('expunge', (event: { seq?: number; uid?: number; vanished?: boolean }) => this.#expunged(watch, event));
+    return watch;
+  }
+
+  /** What arrived after lastUid: one UID FETCH, each a message.new. */
+  async #fetchNew(watch: Watch): Promise<void> {
+    if (!this.#watches.includes(watch)) return;
+    const rows = await this.#cmd(watch.client, 'FETCH', () => watch.client.fetchAll(`${watch.state.lastUid + 1}:*`, { uid: true }, { uid: true }));
+    // "n:*" names the highest UID even when it is below n (RFC 9051 6.4.8)
+    const fresh = rows.map((r) => r.uid).filter((u) => u > watch.state.lastUid).sort((a, b) => a - b);
+    if (fresh.length) await this.#report(watch, fresh);
+  }
+
+  /** Summaries of `uids` (ascending, all newer than lastUid), reported as message.new and tracked. */
+  async #report(watch: Watch, uids: number[]): Promise<void> {
+    const mailbox = watch.client.mailbox;
+    if (!mailbox) return;
+    const rows = await this.#cmd(watch.client, 'FETCH', () => watch.client.fetchAll(uids, SUMMARY_QUERY, { uid: true }));
+    const known = new Set(watch.uids);
+    for (const row of rows.sort((a, b) => a.uid - b.uid)) {
+      if (row.uid <= watch.state.lastUid) continue;
+      watch.state.lastUid = row.uid;
+      if (!known.has(row.uid)) watch.uids.push(row.uid);
+      const summary = summaryOf(mailbox, row, readStructure(row.bodyStructure));
+      watch.state.ids.set(row.uid, summary.id);
+      if (watch.state.ids.size > TRACKED) watch.state.ids.delete(watch.state.ids.keys().next().value!);
+      this.#listener?.newMessage(summary);
+    }
+  }
+
+  #expunged(watch: Watch, event: { seq?: number; uid?: number; vanished?: boolean }): void {
+    let uid: number | undefined;
+    if (event.vanished && typeof event.uid === 'number') {
+      uid = event.uid;
+      const at = watch.uids.indexOf(uid);
+      if (at >= 0) watch.uids.splice(at, 1);
+    } else if (typeof event.seq === 'number' && event.seq >= 1 && event.seq <= watch.uids.length) {
+      // a message that arrived and went before its FETCH is past the end: it was never reported either
+      uid = watch.uids.splice(event.seq - 1, 1)[0];
+    }
+    const id = uid === undefined ? undefined : watch.state.ids.get(uid);
+    if (uid === undefined || id === undefined) return;
+    watch.state.ids.delete(uid);
+    this.#listener?.deleted(id, watch.path);
+  }
+
+  /** A fetch that failed: the connection is the session's to recover (a command timeout closed it). */
+  #failed(watch: Watch, err: unknown): void {
+    if (!this.#watches.includes(watch)) return;
+    this.#ctx.logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR' }, 'IMAP: reading new mail of a watched folder failed');
+    watch.client.close();
+  }
+
+  async #cmd<T>(client: ImapFlow, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await withDeadline(fn(), this.#ctx.commandMs, `IMAP ${this.#ctx.host}:${this.#ctx.port} ${what} (watch)`, () => client.close());
+    } catch (err) {
+      if (isAppError(err)) throw err;
+      const e = err as { mailboxMissing?: unknown; responseStatus?: unknown };
+      if (what === 'EXAMINE' && (e.mailboxMissing === true || e.responseStatus === 'NO')) throw new AppError('FOLDER_NOT_FOUND', 'the watched folder cannot be opened');
+      throw this.#ctx.toError(err);
+    }
+  }
+}
