@@ -54,6 +54,11 @@ export interface DovecotOptions {
    * SPECIAL-USE. Names must not hold quotes or line breaks.
    */
   specialUse?: Record<string, string>;
+  /**
+   * What Dovecot advertises after login instead of its own list (`imap_capability`), e.g. to take MOVE or UIDPLUS
+   * away: clients then do without them (Dovecot still answers the commands if sent).
+   */
+  imapCapability?: string;
 }
 
 export interface DovecotOAuth2Options {
@@ -233,6 +238,7 @@ interface ConfigInput {
   scale: boolean;
   oauth2?: DovecotOAuth2Options | undefined;
   specialUse?: Record<string, string> | undefined;
+  imapCapability?: string | undefined;
 }
 
 /**
@@ -326,6 +332,10 @@ function renderConfig(c: ConfigInput): string {
     }
     lines.push('}');
   }
+  if (c.imapCapability) {
+    if (!/^[A-Za-z0-9=+ .-]+$/.test(c.imapCapability)) throw new Error(`dovecot imap_capability ${JSON.stringify(c.imapCapability)}: not allowed`);
+    lines.push(`imap_capability = ${c.imapCapability}`);
+  }
   if (c.scale) {
     lines.push(
       'default_client_limit = 10000',
@@ -370,7 +380,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
   if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
-  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse }));
+  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse, imapCapability: opts.imapCapability }));
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it
   // looks at the file at most once per second (db-passwd-file.c: last_sync_time == ioloop_time).

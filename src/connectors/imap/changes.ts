@@ -179,8 +179,9 @@ export class ImapChanges implements MessageFlagger, MessageMover, MessageDeleter
       try {
         return await c.status(to, { uidValidity: true, uidNext: true });
       } catch (err) {
-        // a NO to STATUS: no such folder (or none this user may see)
-        if ((err as { responseStatus?: unknown }).responseStatus === 'NO') return false;
+        // a NO to STATUS (imapflow: code NotFound): no such folder, or none this user may see
+        const e = err as { responseStatus?: unknown; code?: unknown };
+        if (e.responseStatus === 'NO' || e.code === 'NotFound') return false;
         throw err;
       }
     });
