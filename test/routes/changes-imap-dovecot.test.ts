@@ -76,7 +76,8 @@ describe('IMAP changes on a server without MOVE and UIDPLUS (Dovecot with both t
   });
 
   test('a watched folder deleted and created again (new UIDVALIDITY) gives mailbox.reset, then new mail in it message.new', async (t) => {
-    const { app } = await build(t, { MSB_RECONNECT_BASE_MS: '100', MSB_RECONNECT_MAX_MS: '300' });
+    // the keepalive also checks the watched folders' UIDVALIDITY (Dovecot does not always drop the IDLE of a deleted folder)
+    const { app } = await build(t, { MSB_KEEPALIVE_INTERVAL_MS: '500' });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const stream = openEventStream((app.server.address() as { port: number }).port, '/v1/events?session=r');
     await stream.ready;
@@ -90,8 +91,17 @@ describe('IMAP changes on a server without MOVE and UIDPLUS (Dovecot with both t
     await peer.mailboxDelete('Watched');
     await peer.mailboxCreate('Watched');
     await stream.waitFor('mailbox.reset', (e) => e.some((x) => x.type === 'mailbox.reset' && x.body.data.folder === 'Watched'), 20_000);
-    await stream.waitFor('connected again', (e) => e.filter((x) => x.type === 'session.state' && x.body.data.state === 'connected').length >= 2, 20_000);
-    await peer.append('Watched', await compose({ from: 'a@example.test', subject: 'after the reset', text: 'x' }));
+    assert.ok(!stream.events.some((x) => x.type === 'session.state' && x.body.data.state === 'reconnecting'), 'only the watch connection was lost');
+    // Dovecot (maildir) may answer this client's first APPEND into the re-created folder with "NO Mailbox was
+    // deleted under us" while it still holds the old folder's index (docs/protocol-facts.md): asked again, it takes it
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await peer.append('Watched', await compose({ from: 'a@example.test', subject: 'after the reset', text: 'x' }));
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/deleted under us/.test(String((err as { responseText?: unknown }).responseText))) throw err;
+      }
+    }
     await stream.waitFor('message.new', (e) => e.some((x) => x.type === 'message.new' && x.body.data.subject === 'after the reset'));
   });
 });

@@ -66,7 +66,6 @@ export class ImapConnector implements Connector {
     this.flagger = this.mover = this.deleter = this.tagger = this.#changes;
     this.watcher = new ImapWatcher({
       connect: (onClose) => this.#watchClient(onClose),
-      onDrop: (err) => ctx.onDrop(err),
       logger: ctx.logger,
       commandMs: settings.timeouts.commandMs,
       host: settings.host,
@@ -112,8 +111,8 @@ export class ImapConnector implements Connector {
 
   /**
    * A second connection for the watcher (watch.ts), to the address the session's connection was checked for,
-   * with the same credentials: it IDLEs at once (autoIdleDelay 0) whenever a folder is selected. Its loss is
-   * the session's (onDrop): the session reconnects both.
+   * with the same credentials: it IDLEs at once (autoIdleDelay 0) whenever a folder is selected. The watcher
+   * opens it again when it is lost.
    */
   async #watchClient(onClose: (err: AppError) => void): Promise<ImapFlow> {
     const address = this.#address;
@@ -179,6 +178,8 @@ export class ImapConnector implements Connector {
         () => client.close(),
       );
       if (!status) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
+      // the keepalive's turn to check the watched folders too (on their own connections: not awaited)
+      void this.watcher.verify();
       return { name: 'INBOX', messages: status.messages ?? 0, unseen: status.unseen ?? 0, checkedAt: new Date().toISOString() };
     } catch (err) {
       throw toImapError(err, this.#errorContext());

@@ -9,8 +9,6 @@ import { readStructure } from './structure.js';
 export interface ImapWatcherContext {
   /** A new logged-in connection of the session's own; `onClose` hears when it is lost. */
   connect(onClose: (err: AppError) => void): Promise<ImapFlow>;
-  /** The session's: a lost watch connection makes it reconnect (and start() again). */
-  onDrop(err: AppError): void;
   logger: Logger;
   commandMs: number;
   host: string;
@@ -20,6 +18,11 @@ export interface ImapWatcherContext {
 
 /** Ids remembered per folder for message.deleted: the newest at start, and every message that arrives since. */
 export const TRACKED = 1000;
+/** First wait before a lost watch connection is opened again; doubles up to RESTART_MAX_MS. */
+const RESTART_BASE_MS = 1000;
+const RESTART_MAX_MS = 60_000;
+/** Attempts to open a lost watch again (about 8 minutes at the longest waits) before giving the folder up. */
+const RESTART_ATTEMPTS = 12;
 /** New messages one start() reports that arrived while the session was reconnecting (the newest of them). */
 const CATCH_UP_MAX = 1000;
 
@@ -54,10 +57,12 @@ interface Watch {
  * id needs the message's check, which is fetched for those only). A server without IDLE is polled by imapflow
  * (NOOP every maxIdleTime).
  *
- * After a reconnect start() compares each folder with what it saw: another UIDVALIDITY reports mailbox.reset
- * (every old id is void) and starts afresh; else what arrived meanwhile is reported as new (at most
- * CATCH_UP_MAX), and tracked messages that are gone as deleted. A lost watch connection is the session's
- * loss (ctx.onDrop): it reconnects everything and calls start() again.
+ * Each (re)start of a folder's watch compares the folder with what it saw: another UIDVALIDITY reports
+ * mailbox.reset (every old id is void) and starts afresh; else what arrived meanwhile is reported as new (at
+ * most CATCH_UP_MAX), and tracked messages that are gone as deleted. A lost watch connection is opened again
+ * by the watcher itself, after 1 s doubling up to 60 s (Dovecot closes it when its folder is deleted, GreenMail
+ * now and then while another client appends): the session's own connection, and the requests on it, are not
+ * disturbed. When the server is down for good, the session's keepalive notices, and its reconnect calls start().
  */
 export class ImapWatcher implements MailWatcher {
   readonly #ctx: ImapWatcherContext;
@@ -74,22 +79,82 @@ export class ImapWatcher implements MailWatcher {
     this.stop();
     const generation = ++this.#generation;
     this.#listener = listener;
-    for (const path of new Set(folders)) {
-      const client = await this.#ctx.connect((err) => {
-        // a connection of a stopped (or older) watch is no loss
-        if (generation === this.#generation) this.#ctx.onDrop(err);
-      });
-      if (generation !== this.#generation) {
-        client.close();
-        return;
-      }
+    for (const path of new Set(folders)) await this.#watchFolder(path, generation);
+  }
+
+  /** Opens a watch connection on `path` and starts watching; false when the folder cannot be opened. */
+  async #watchFolder(path: string, generation: number): Promise<boolean> {
+    let watch: Watch | undefined;
+    const client = await this.#ctx.connect(() => {
+      // a connection of a stopped (or older) watch is no loss
+      if (generation !== this.#generation || !watch || !this.#watches.includes(watch)) return;
+      this.#watches = this.#watches.filter((w) => w !== watch);
+      this.#ctx.logger.warn('IMAP: the watch connection was lost; opening it again');
+      this.#restart(path, generation, 0);
+    });
+    if (generation !== this.#generation) {
+      client.close();
+      return false;
+    }
+    try {
+      watch = await this.#open(client, path);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    if (!watch) {
+      client.close();
+      return false;
+    }
+    this.#watches.push(watch);
+    return true;
+  }
+
+  /** Opens the watch of `path` again after a backoff; a folder that stays missing is given up after RESTART_ATTEMPTS. */
+  #restart(path: string, generation: number, attempt: number): void {
+    if (attempt >= RESTART_ATTEMPTS) {
+      this.#ctx.logger.warn({ attempts: attempt }, 'IMAP: a watched folder could not be opened again; it is no longer watched (until the session reconnects)');
+      return;
+    }
+    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** attempt);
+    setTimeout(() => {
+      if (generation !== this.#generation) return;
+      this.#watchFolder(path, generation).then(
+        (watching) => {
+          if (!watching) this.#restart(path, generation, attempt + 1);
+        },
+        (err: unknown) => {
+          this.#ctx.logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR', attempt: attempt + 1 }, 'IMAP: opening the watch connection again failed');
+          this.#restart(path, generation, attempt + 1);
+        },
+      );
+    }, delay).unref();
+  }
+
+  /**
+   * Checks that each watched folder is still the one selected: one STATUS (UIDVALIDITY) on its watch connection,
+   * run with the session's keepalive. A folder deleted under a selecting client gets no BYE from Dovecot (an
+   * untagged NO during IDLE, which imapflow does not surface): without this check, a folder deleted and created
+   * again would be watched no more. One that is gone or has another UIDVALIDITY has its watch opened again
+   * (which reports mailbox.reset). Never rejects.
+   */
+  async verify(): Promise<void> {
+    for (const watch of [...this.#watches]) {
+      let current: bigint | undefined;
       try {
-        const watch = await this.#open(client, path);
-        if (watch) this.#watches.push(watch);
-        else client.close();
-      } catch (err) {
-        client.close();
-        throw err;
+        const status = await this.#cmd(watch.client, 'STATUS', () =>
+          watch.client.status(watch.path, { uidValidity: true }).catch((err: { responseStatus?: unknown; code?: unknown }) => {
+            if (err.responseStatus === 'NO' || err.code === 'NotFound') return false as const;
+            throw err;
+          }),
+        );
+        current = status ? status.uidValidity : undefined;
+      } catch {
+        continue; // a lost connection is restarted by its close
+      }
+      if (current !== watch.state.uidValidity && this.#watches.includes(watch)) {
+        this.#ctx.logger.info('IMAP: a watched folder was deleted or re-created; watching it afresh');
+        watch.client.close();
       }
     }
   }
