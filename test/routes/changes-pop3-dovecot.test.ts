@@ -27,7 +27,7 @@ describe('changing mail and events over POP3 (Dovecot), through the HTTP API', (
 
   /** The subjects a fresh POP3 login sees (TOP n 0 of each), in maildrop order. */
   async function maildrop(name: string): Promise<string[]> {
-    const pop = new Pop3Command({ host: '127.0.0.1', port: dovecot.ports.pop3s, tls: true, user: address(name), password: users[address(name)]!, timeout: 5000, tlsOptions: { ca: [dovecot.caPem], servername: 'localhost' } });
+    const pop = new Pop3Command({ host: '127.0.0.1', port: dovecot.ports.pop3s, tls: true, user: address(name), password: users[address(name)]!, timeout: 5000, servername: 'localhost', tlsOptions: { ca: [dovecot.caPem] } } as ConstructorParameters<typeof Pop3Command>[0]);
     try {
       const [count] = (await pop.STAT()).split(' ').map(Number);
       const subjects: string[] = [];
