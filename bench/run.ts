@@ -12,7 +12,8 @@
 //   4. recovery: restart Dovecot while N sessions are held; time until all are connected again and the
 //      peak login rate Dovecot saw;
 //   5. reading mail (bench/mail-read.ts): a page of 50 from a 10,000-message folder, attachment throughput and
-//      memory, a parsed 25 MB message (--quick: smaller).
+//      memory, a parsed 25 MB message (--quick: smaller);
+//   6. changing mail (bench/mail-change.ts): a bulk move of 10,000 messages (--quick: 1,000) vs bare imapflow.
 // Results: bench/results/latest.{json,md,svg} (--quick: bench/results/quick.*). Targets that are missed are
 // reported, not failures; the exit code is non-zero only when something broke (a create failed, a process
 // died, a phase timed out).
@@ -32,6 +33,7 @@ import { FD_LIMIT, openFileLimit, sampleProc, systemBusyPercent, type ProcSample
 import { markdownTable, svgChart, type Row } from './lib/report.js';
 import { ratio, round, summarize, type Summary } from './lib/stats.js';
 import { mailReadRows, measureMailRead, type MailReadResult } from './mail-read.js';
+import { mailChangeRows, measureMailChange, type MailChangeResult } from './mail-change.js';
 
 // ------------------------------------------------------------------------------------------ options
 
@@ -794,12 +796,13 @@ interface Results {
   create: CreateCost[];
   pool: PoolResult[];
   mailRead?: MailReadResult | undefined;
+  mailChange?: MailChangeResult | undefined;
 }
 
 /** Writes <base>.json, .md and .svg (rows are computed here from the measurements); returns the markdown. */
 function writeOutputs(results: Results, base: string): string {
   const { machine: m, options: opts, background, notes, errors } = results;
-  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...(results.mailRead ? mailReadRows(results.mailRead) : [])];
+  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...(results.mailRead ? mailReadRows(results.mailRead) : []), ...(results.mailChange ? mailChangeRows(results.mailChange) : [])];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   const md =
     `# mail-session-broker benchmark (${results.mode} run)\n\n` +
@@ -840,6 +843,7 @@ async function main(): Promise<number> {
   let httpRoundTrip: Summary | null = null;
   const pool: PoolResult[] = [];
   let mailRead: MailReadResult | undefined;
+  let mailChange: MailChangeResult | undefined;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
   let lifecycle: Lifecycle = { keepalive: false, reconnectRate: false, idleTimeout: false };
@@ -893,6 +897,9 @@ async function main(): Promise<number> {
 
     // 5. the read side (bench/mail-read.ts), with a Dovecot and a service of its own
     mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
+
+    // 6. the change side (bench/mail-change.ts): a bulk move against bare imapflow's
+    mailChange = await measureMailChange({ quick: opts.quick, tmp, log });
   } catch (err) {
     errors.push((err as Error).stack ?? String(err));
     console.error(`[bench] FAILED: ${(err as Error).stack ?? String(err)}`);
@@ -916,6 +923,7 @@ async function main(): Promise<number> {
     create,
     pool,
     mailRead,
+    mailChange,
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
