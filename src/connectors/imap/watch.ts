@@ -37,8 +37,10 @@ interface FolderState {
 interface Watch {
   path: string;
   client: ImapFlow;
-  /** Every UID of the folder in order: sequence number n is uids[n - 1] (EXPUNGE names sequence numbers). */
+  /** Every UID of the folder known here, ascending. */
   uids: number[];
+  /** A re-read of the UIDs after an EXPUNGE is queued. */
+  resyncing: boolean;
   state: FolderState;
   /** Fetches of new mail, one after the other. */
   chain: Promise<void>;
@@ -53,8 +55,8 @@ interface Watch {
  * per request. The watch connection EXAMINEs its folder (read-only: it changes nothing) and IDLEs at once
  * (imapflow's autoIdleDelay 0, restarted every 4 minutes), so a held session costs no polling: the server
  * says `* n EXISTS` when mail arrives, which the watcher answers with one UID FETCH of what is new
- * (message.new with its summary); `* n EXPUNGE` becomes message.deleted for the TRACKED newest messages (an
- * id needs the message's check, which is fetched for those only). A server without IDLE is polled by imapflow
+ * (message.new with its summary); `* n EXPUNGE` (or VANISHED) becomes message.deleted for the TRACKED newest messages (an
+ * id needs the message's check, which is fetched for those only), after one UID SEARCH ALL tells which went. A server without IDLE is polled by imapflow
  * (NOOP every maxIdleTime).
  *
  * Each (re)start of a folder's watch compares the folder with what it saw: another UIDVALIDITY reports
@@ -190,7 +192,7 @@ export class ImapWatcher implements MailWatcher {
       this.#listener?.reset(mailbox.path);
       state = undefined;
     }
-    const watch: Watch = { path: mailbox.path, client, uids, state: state ?? { uidValidity: mailbox.uidValidity, lastUid: 0, ids: new Map() }, chain: Promise.resolve() };
+    const watch: Watch = { path: mailbox.path, client, uids, state: state ?? { uidValidity: mailbox.uidValidity, lastUid: 0, ids: new Map() }, chain: Promise.resolve(), resyncing: false };
     this.#states.set(mailbox.path, watch.state);
     if (state) {
       const present = new Set(uids);
@@ -240,20 +242,40 @@ export class ImapWatcher implements MailWatcher {
     }
   }
 
+  /**
+   * An expunge: with QRESYNC's VANISHED the UID is told; a sequence number is only trusted as a cue, and the
+   * folder's UIDs are read again (one UID SEARCH ALL per burst of expunges): GreenMail repeats EXPUNGE lines, and
+   * a sequence number counted wrong once would name the wrong message for every later one.
+   */
   #expunged(watch: Watch, event: { seq?: number; uid?: number; vanished?: boolean }): void {
-    let uid: number | undefined;
     if (event.vanished && typeof event.uid === 'number') {
-      uid = event.uid;
-      const at = watch.uids.indexOf(uid);
-      if (at >= 0) watch.uids.splice(at, 1);
-    } else if (typeof event.seq === 'number' && event.seq >= 1 && event.seq <= watch.uids.length) {
-      // a message that arrived and went before its FETCH is past the end: it was never reported either
-      uid = watch.uids.splice(event.seq - 1, 1)[0];
+      this.#gone(watch, [event.uid]);
+      return;
     }
-    const id = uid === undefined ? undefined : watch.state.ids.get(uid);
-    if (uid === undefined || id === undefined) return;
-    watch.state.ids.delete(uid);
-    this.#listener?.deleted(id, watch.path);
+    if (watch.resyncing) return;
+    watch.resyncing = true;
+    watch.chain = watch.chain
+      .then(async () => {
+        watch.resyncing = false;
+        if (!this.#watches.includes(watch)) return;
+        const now = new Set((await this.#cmd(watch.client, 'SEARCH', () => watch.client.search({ all: true }, { uid: true }))) || []);
+        // what is new is left to #fetchNew (its EXISTS comes too)
+        this.#gone(watch, watch.uids.filter((u) => !now.has(u)));
+      })
+      .catch((err: unknown) => this.#failed(watch, err));
+  }
+
+  /** Drops `uids` from the folder's list and reports the tracked ones as message.deleted. */
+  #gone(watch: Watch, uids: number[]): void {
+    if (!uids.length) return;
+    const gone = new Set(uids);
+    watch.uids = watch.uids.filter((u) => !gone.has(u));
+    for (const uid of uids) {
+      const id = watch.state.ids.get(uid);
+      if (id === undefined) continue;
+      watch.state.ids.delete(uid);
+      this.#listener?.deleted(id, watch.path);
+    }
   }
 
   /** A fetch that failed: the connection is the session's to recover (a command timeout closed it). */
