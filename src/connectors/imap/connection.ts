@@ -170,17 +170,22 @@ export class ImapConnector implements Connector {
 
   async summary(): Promise<MailboxSummary> {
     const client = this.#requireClient();
+    const status = (path: string, query: { messages?: boolean; unseen?: boolean; uidValidity?: boolean }) =>
+      withDeadline(client.status(path, query), this.#settings.timeouts.commandMs, `IMAP STATUS ${path === 'INBOX' ? 'INBOX' : '(watched folder)'}`, () => client.close());
     try {
-      const status = await withDeadline(
-        client.status('INBOX', { messages: true, unseen: true }),
-        this.#settings.timeouts.commandMs,
-        'IMAP STATUS INBOX',
-        () => client.close(),
-      );
-      if (!status) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
-      // the keepalive's turn to check the watched folders too (on their own connections: not awaited)
-      void this.watcher.verify();
-      return { name: 'INBOX', messages: status.messages ?? 0, unseen: status.unseen ?? 0, checkedAt: new Date().toISOString() };
+      const inbox = await status('INBOX', { messages: true, unseen: true });
+      if (!inbox) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
+      // the keepalive's turn to check that the watched folders are still the ones watched (watch.ts)
+      await this.watcher.verify(async (path) => {
+        try {
+          const folder = await status(path, { uidValidity: true });
+          return folder ? folder.uidValidity : undefined;
+        } catch (err) {
+          if ((err as { code?: unknown }).code === 'NotFound' || (err as { responseStatus?: unknown }).responseStatus === 'NO') return undefined;
+          throw err;
+        }
+      });
+      return { name: 'INBOX', messages: inbox.messages ?? 0, unseen: inbox.unseen ?? 0, checkedAt: new Date().toISOString() };
     } catch (err) {
       throw toImapError(err, this.#errorContext());
     }

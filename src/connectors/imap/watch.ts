@@ -134,26 +134,16 @@ export class ImapWatcher implements MailWatcher {
   }
 
   /**
-   * Checks that each watched folder is still the one selected: one STATUS (UIDVALIDITY) on its watch connection,
-   * run with the session's keepalive. A folder deleted under a selecting client gets no BYE from Dovecot (an
-   * untagged NO during IDLE, which imapflow does not surface): without this check, a folder deleted and created
-   * again would be watched no more. One that is gone or has another UIDVALIDITY has its watch opened again
-   * (which reports mailbox.reset). Never rejects.
+   * Checks that each watched folder is still the one its watch has selected: `uidValidityOf` asks the session's
+   * own connection (STATUS, with nothing selected there), run with the session's keepalive. Neither the watch
+   * connection nor its IDLE can tell: Dovecot does not always end the IDLE of a folder deleted under it (an
+   * untagged NO, which imapflow does not surface), and answers STATUS of the selected folder from the selected
+   * (old) view. A folder that is gone or has another UIDVALIDITY has its watch opened again (which reports
+   * mailbox.reset once it exists again).
    */
-  async verify(): Promise<void> {
+  async verify(uidValidityOf: (path: string) => Promise<bigint | undefined>): Promise<void> {
     for (const watch of [...this.#watches]) {
-      let current: bigint | undefined;
-      try {
-        const status = await this.#cmd(watch.client, 'STATUS', () =>
-          watch.client.status(watch.path, { uidValidity: true }).catch((err: { responseStatus?: unknown; code?: unknown }) => {
-            if (err.responseStatus === 'NO' || err.code === 'NotFound') return false as const;
-            throw err;
-          }),
-        );
-        current = status ? status.uidValidity : undefined;
-      } catch {
-        continue; // a lost connection is restarted by its close
-      }
+      const current = await uidValidityOf(watch.path);
       if (current !== watch.state.uidValidity && this.#watches.includes(watch)) {
         this.#ctx.logger.info('IMAP: a watched folder was deleted or re-created; watching it afresh');
         watch.client.close();
