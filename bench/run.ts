@@ -12,7 +12,8 @@
 //   4. recovery: restart Dovecot while N sessions are held; time until all are connected again and the
 //      peak login rate Dovecot saw;
 //   5. reading mail (bench/mail-read.ts): a page of 50 from a 10,000-message folder, attachment throughput and
-//      memory, a parsed 25 MB message (--quick: smaller).
+//      memory, a parsed 25 MB message (--quick: smaller);
+//   6. changing mail (bench/mail-change.ts): a bulk move of 10,000 messages (--quick: 1,000) vs bare imapflow.
 // Results: bench/results/latest.{json,md,svg} (--quick: bench/results/quick.*). Targets that are missed are
 // reported, not failures; the exit code is non-zero only when something broke (a create failed, a process
 // died, a phase timed out).
@@ -33,6 +34,7 @@ import { markdownTable, svgChart, type Row } from './lib/report.js';
 import { ratio, round, summarize, type Summary } from './lib/stats.js';
 import { mailReadRows, measureMailRead, type MailReadResult } from './mail-read.js';
 import { replicaBench, replicaOptions, replicaRows, type ReplicaBenchResult } from './replicas.js';
+import { mailChangeRows, measureMailChange, type MailChangeResult } from './mail-change.js';
 
 // ------------------------------------------------------------------------------------------ options
 
@@ -798,6 +800,7 @@ interface Results {
   pool: PoolResult[];
   mailRead?: MailReadResult | undefined;
   replicas?: ReplicaBenchResult | null;
+  mailChange?: MailChangeResult | undefined;
 }
 
 /** Writes <base>.json, .md and .svg (rows are computed here from the measurements); returns the markdown. */
@@ -806,6 +809,7 @@ function writeOutputs(results: Results, base: string): string {
   results.rows = [
     ...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs),
     ...(results.mailRead ? mailReadRows(results.mailRead) : []),
+    ...(results.mailChange ? mailChangeRows(results.mailChange) : []),
     ...replicaRows(results.replicas),
   ];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
@@ -849,6 +853,7 @@ async function main(): Promise<number> {
   const pool: PoolResult[] = [];
   let mailRead: MailReadResult | undefined;
   let replicas: ReplicaBenchResult | null = null;
+  let mailChange: MailChangeResult | undefined;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
   let lifecycle: Lifecycle = { keepalive: false, reconnectRate: false, idleTimeout: false };
@@ -903,6 +908,9 @@ async function main(): Promise<number> {
 
       // the read side (bench/mail-read.ts), with a Dovecot and a service of its own
       mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
+
+      // the change side (bench/mail-change.ts): a bulk move against bare imapflow's
+      mailChange = await measureMailChange({ quick: opts.quick, tmp, log });
     }
 
     // 5. replicas on Redis (bench/replicas.ts)
@@ -934,6 +942,7 @@ async function main(): Promise<number> {
     pool,
     mailRead,
     replicas,
+    mailChange,
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

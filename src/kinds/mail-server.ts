@@ -162,7 +162,7 @@ function prepare(raw: { type: string } & Record<string, unknown>, config: Config
 
 export const mailServerKind: SessionKind = {
   types: ['imap', 'pop3'],
-  capabilities: { imap: ['reader', 'sender'], pop3: ['reader', 'sender'] },
+  capabilities: { imap: ['reader', 'flagger', 'mover', 'deleter', 'tagger', 'watcher', 'sender'], pop3: ['reader', 'deleter', 'watcher', 'sender'] },
   bodies: [ImapBody, Pop3Body],
   prepare,
 };

@@ -150,6 +150,10 @@ export async function startCyrus(opts: CyrusOptions = {}): Promise<CyrusServer> 
     '}',
     'EVENTS {',
     '}',
+    // idled tells IDLEing imapd processes of new mail at once; without it they look every imapidlepoll (60 s)
+    'DAEMON {',
+    `  idled cmd="idled ${conf}"`,
+    '}',
     '',
   ].join('\n'));
 

@@ -62,6 +62,11 @@ export interface DovecotOptions {
    * SPECIAL-USE. Names must not hold quotes or line breaks.
    */
   specialUse?: Record<string, string>;
+  /**
+   * What Dovecot advertises after login instead of its own list (`imap_capability`), e.g. to take MOVE or UIDPLUS
+   * away: clients then do without them (Dovecot still answers the commands if sent).
+   */
+  imapCapability?: string;
 }
 
 export interface DovecotOAuth2Options {
@@ -242,6 +247,7 @@ interface ConfigInput {
   oauth2?: DovecotOAuth2Options | undefined;
   preciseLog?: boolean | undefined;
   specialUse?: Record<string, string> | undefined;
+  imapCapability?: string | undefined;
 }
 
 /**
@@ -336,6 +342,10 @@ function renderConfig(c: ConfigInput): string {
     }
     lines.push('}');
   }
+  if (c.imapCapability) {
+    if (!/^[A-Za-z0-9=+ .-]+$/.test(c.imapCapability)) throw new Error(`dovecot imap_capability ${JSON.stringify(c.imapCapability)}: not allowed`);
+    lines.push(`imap_capability = ${c.imapCapability}`);
+  }
   if (c.scale) {
     // Each imap process holds its clients' state; clients that keep INBOX selected and IDLE (the events
     // work) take far more than idle logins: 1,000 a process ran out of the 256 MB vsz_limit near 900. 200 a
@@ -387,7 +397,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 
   const ports = { imap: await freePort(), imaps: await freePort(), pop3: await freePort(), pop3s: await freePort() };
   if (opts.oauth2) await writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), renderOAuth2Config(opts.oauth2), { mode: 0o644 });
-  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse, preciseLog: opts.preciseLog }));
+  await writeFile(confFile, renderConfig({ dir, ports, certFile: certs.certFile, keyFile: certs.keyFile, owner, scale: opts.scale ?? false, oauth2: opts.oauth2, specialUse: opts.specialUse, preciseLog: opts.preciseLog, imapCapability: opts.imapCapability }));
   const shutdownGraceMs = opts.scale ? 30_000 : 5000;
 
   // Dovecot's passwd-file driver re-reads the file only when its mtime or size changed, and it

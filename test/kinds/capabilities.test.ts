@@ -21,5 +21,5 @@ test('IMAP and POP3 connectors have exactly the capabilities their kind declares
       assert.equal(connector[capability] !== undefined, declared.includes(capability), `${type}: ${capability}`);
     }
   }
-  assert.deepEqual(mailServerKind.capabilities, { imap: ['reader', 'sender'], pop3: ['reader', 'sender'] });
+  assert.deepEqual(mailServerKind.capabilities, { imap: ['reader', 'flagger', 'mover', 'deleter', 'tagger', 'watcher', 'sender'], pop3: ['reader', 'deleter', 'watcher', 'sender'] });
 });

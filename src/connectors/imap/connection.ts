@@ -1,4 +1,4 @@
-import { ImapFlow } from 'imapflow';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import type { Secret } from '../../domain/secret.js';
 import { AppError, isAppError } from '../../errors.js';
 import { scrubbingLogger } from '../../logger.js';
@@ -10,10 +10,20 @@ import type { AccessTokens } from '../../oauth/access-tokens.js';
 import type { Connector, ConnectorContext, MailboxSummary } from '../../domain/connector.js';
 import type { MessageReader } from '../../domain/mail.js';
 import { ImapReader } from './messages.js';
+import { ImapAccess } from './access.js';
+import { ImapChanges } from './changes.js';
+import { ImapWatcher } from './watch.js';
 import { withDeadline } from '../deadline.js';
 import { tlsOptions } from '../tls.js';
 
 const STARTTLS_POLICY = { required: true, opportunistic: undefined, off: false } as const;
+
+/**
+ * The watch connection breaks and restarts IDLE this often (imapflow's maxIdleTime): RFC 9051 asks clients to
+ * renew IDLE within 29 minutes, and it keeps the socket active within imapflow's inactivity timeout (5 min) on
+ * a server that sends nothing while idling. One DONE + IDLE round trip per period is all a quiet session costs.
+ */
+const WATCH_IDLE_RESTART_MS = 4 * 60_000;
 
 /**
  * IMAP through imapflow: one authenticated connection, nothing selected, INBOX read by STATUS. With
@@ -27,21 +37,42 @@ export class ImapConnector implements Connector {
   readonly persistent = true;
   /** Reading mail over the same connection (messages.ts). */
   readonly reader: MessageReader;
+  /** Flags, moves, deletes and the claim keyword over the same connection (changes.ts). */
+  readonly flagger: ImapChanges;
+  readonly mover: ImapChanges;
+  readonly deleter: ImapChanges;
+  readonly tagger: ImapChanges;
+  /** New mail in the watched folders, told by IDLE on a connection of its own (watch.ts). */
+  readonly watcher: ImapWatcher;
+  readonly #changes: ImapChanges;
   #client: ImapFlow | undefined;
   /** The client of a connect in flight, so that abort() can end it. */
   #connecting: ImapFlow | undefined;
+  /** The address the outbound policy approved at the last connect; the watch connection goes there too. */
+  #address: string | undefined;
   #token: Secret | undefined;
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#tokens = tokens;
-    this.reader = new ImapReader({
+    const access = new ImapAccess({
       client: () => this.#requireClient(),
       host: settings.host,
       port: settings.port,
       commandMs: settings.timeouts.commandMs,
       parseMaxBytes: settings.parseMaxBytes,
+      toError: (err) => toImapError(err, this.#errorContext()),
+    });
+    this.reader = new ImapReader(access);
+    this.#changes = new ImapChanges(access);
+    this.flagger = this.mover = this.deleter = this.tagger = this.#changes;
+    this.watcher = new ImapWatcher({
+      connect: (onClose) => this.#watchClient(onClose),
+      logger: ctx.logger,
+      commandMs: settings.timeouts.commandMs,
+      host: settings.host,
+      port: settings.port,
       toError: (err) => toImapError(err, this.#errorContext()),
     });
   }
@@ -69,6 +100,31 @@ export class ImapConnector implements Connector {
   }
 
   async #open(address: string): Promise<void> {
+    const client = await this.#dial(address, {}, (client, err) => {
+      // a client we replaced or closed ourselves is not a drop
+      if (this.#client === client) {
+        this.#client = undefined;
+        this.#ctx.onDrop(err);
+      }
+    });
+    this.#address = address;
+    this.#changes.reset();
+    this.#client = client;
+  }
+
+  /**
+   * A second connection for the watcher (watch.ts), to the address the session's connection was checked for,
+   * with the same credentials: it IDLEs at once (autoIdleDelay 0) whenever a folder is selected. The watcher
+   * opens it again when it is lost.
+   */
+  async #watchClient(onClose: (err: AppError) => void): Promise<ImapFlow> {
+    const address = this.#address;
+    if (!address) throw toImapError({ code: 'NoConnection', message: 'not connected' }, this.#errorContext());
+    return this.#dial(address, { disableAutoIdle: false, autoIdleDelay: 0, maxIdleTime: WATCH_IDLE_RESTART_MS }, (_client, err) => onClose(err));
+  }
+
+  /** Connects and logs in one imapflow client; `onClose` hears of its end (with the last error) once it was up. */
+  async #dial(address: string, extra: Partial<ImapFlowOptions>, onClose: (client: ImapFlow, err: AppError) => void): Promise<ImapFlow> {
     const s = this.#settings;
     const tls = tlsOptions(s.host, s.tls);
     const client = new ImapFlow({
@@ -87,19 +143,17 @@ export class ImapConnector implements Connector {
       // nothing stays selected, so imapflow never IDLEs; the session's keepalive does the talking
       disableAutoIdle: true,
       clientInfo: { name: 'mail-session-broker' },
+      ...extra,
     });
     let lastError: unknown;
+    let up = false;
     // imapflow emits 'error' after connect; an unhandled 'error' event would crash the process
     client.on('error', (err: unknown) => {
       lastError = err;
       this.#ctx.logger.warn({ err: toImapError(err, this.#errorContext()) }, 'imap connection error');
     });
     client.once('close', () => {
-      // a client we replaced or closed ourselves is not a drop
-      if (this.#client === client) {
-        this.#client = undefined;
-        this.#ctx.onDrop(toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
-      }
+      if (up) onClose(client, toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
     });
     this.#connecting = client;
     try {
@@ -116,7 +170,8 @@ export class ImapConnector implements Connector {
     } finally {
       if (this.#connecting === client) this.#connecting = undefined;
     }
-    this.#client = client;
+    up = true;
+    return client;
   }
 
   abort(): void {
@@ -125,15 +180,22 @@ export class ImapConnector implements Connector {
 
   async summary(): Promise<MailboxSummary> {
     const client = this.#requireClient();
+    const status = (path: string, query: { messages?: boolean; unseen?: boolean; uidValidity?: boolean }) =>
+      withDeadline(client.status(path, query), this.#settings.timeouts.commandMs, `IMAP STATUS ${path === 'INBOX' ? 'INBOX' : '(watched folder)'}`, () => client.close());
     try {
-      const status = await withDeadline(
-        client.status('INBOX', { messages: true, unseen: true }),
-        this.#settings.timeouts.commandMs,
-        'IMAP STATUS INBOX',
-        () => client.close(),
-      );
-      if (!status) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
-      return { name: 'INBOX', messages: status.messages ?? 0, unseen: status.unseen ?? 0, checkedAt: new Date().toISOString() };
+      const inbox = await status('INBOX', { messages: true, unseen: true });
+      if (!inbox) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
+      // the keepalive's turn to check that the watched folders are still the ones watched (watch.ts)
+      await this.watcher.verify(async (path) => {
+        try {
+          const folder = await status(path, { uidValidity: true });
+          return folder ? folder.uidValidity : undefined;
+        } catch (err) {
+          if ((err as { code?: unknown }).code === 'NotFound' || (err as { responseStatus?: unknown }).responseStatus === 'NO') return undefined;
+          throw err;
+        }
+      });
+      return { name: 'INBOX', messages: inbox.messages ?? 0, unseen: inbox.unseen ?? 0, checkedAt: new Date().toISOString() };
     } catch (err) {
       throw toImapError(err, this.#errorContext());
     }

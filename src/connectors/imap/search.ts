@@ -45,7 +45,7 @@ export function matchesNothing(filter: MessageFilter): boolean {
 
 /** true when the query has no criterion besides the cursor's UID range (a page can then be read by sequence numbers). */
 export function isUnfiltered(filter: MessageFilter): boolean {
-  return filter.status === 'all' && !filter.subject.length && !filter.from.length && !filter.since && !filter.before;
+  return filter.status === 'all' && !filter.subject.length && !filter.from.length && !filter.since && !filter.before && !filter.withoutKeyword;
 }
 
 /** The UID SEARCH for `filter` within `uid` (a UID range such as "1:41"), a superset on dates (see above). */
@@ -53,6 +53,8 @@ export function searchQuery(filter: MessageFilter, uid?: string): SearchObject {
   const query: SearchObject = {};
   if (uid) query.uid = uid;
   if (filter.status !== 'all') query.seen = filter.status === 'read';
+  // work claims: what is not done yet (UNKEYWORD); on a server that keeps no keywords this matches everything
+  if (filter.withoutKeyword) query.unKeyword = filter.withoutKeyword;
   const since = sinceDay(filter.since);
   const before = beforeDay(filter.before);
   if (since) query.since = since;

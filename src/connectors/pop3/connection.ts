@@ -14,6 +14,8 @@ import { tlsOptions } from '../tls.js';
 import type { MessageReader } from '../../domain/mail.js';
 import { Pop3Link } from './link.js';
 import { Pop3Reader } from './messages.js';
+import { Pop3Changes } from './changes.js';
+import { Pop3Watcher } from './watch.js';
 
 /**
  * POP3 through node-pop3, one short connection per use (login, command, QUIT).
@@ -33,6 +35,10 @@ export class Pop3Connector implements Connector {
   readonly persistent = false;
   /** Reading mail, each use a login of its own (messages.ts). */
   readonly reader: MessageReader;
+  /** Deleting: DELE and QUIT in one login (changes.ts). POP3 keeps no flags and no folders: no flagger, mover, tagger. */
+  readonly deleter: Pop3Changes;
+  /** New mail by comparing UIDL lists at each watch poll (watch.ts). */
+  readonly watcher: Pop3Watcher;
   readonly #settings: MailServerSettings;
   readonly #ctx: ConnectorContext;
   readonly #tokens: AccessTokens | undefined;
@@ -48,6 +54,8 @@ export class Pop3Connector implements Connector {
     this.#ctx = ctx;
     this.#tokens = tokens;
     this.reader = new Pop3Reader({ use: (fn) => this.#use(fn), open: () => this.#open(), parseMaxBytes: settings.parseMaxBytes });
+    this.deleter = new Pop3Changes({ open: () => this.#open() });
+    this.watcher = new Pop3Watcher({ use: (fn) => this.#use(fn), loginWaitMs: () => this.#loginWaitMs(), summaryFrom: (link) => this.#stat(link) });
   }
 
   /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
@@ -58,7 +66,12 @@ export class Pop3Connector implements Connector {
   async summary(): Promise<MailboxSummary> {
     // within the server's LOGIN-DELAY the last answer stands: another login now would only be refused
     if (this.#last && this.#loginWaitMs() > 0) return this.#last;
-    const info = await this.#use((link) => link.stat());
+    return this.#use((link) => this.#stat(link));
+  }
+
+  /** STAT as the mailbox summary, kept as the last one (it stands while the LOGIN-DELAY runs). */
+  async #stat(link: Pop3Link): Promise<MailboxSummary> {
+    const info = await link.stat();
     const [messages, size] = info.trim().split(/\s+/).map(Number);
     if (!Number.isInteger(messages) || !Number.isInteger(size) || messages! < 0 || size! < 0) {
       throw new AppError('MAIL_PROTOCOL_ERROR', `POP3 ${this.#settings.host}:${this.#settings.port}: unexpected STAT answer`);

@@ -95,6 +95,20 @@ export class Pop3Link {
     return this.#bounded('RETR', multiline(this.#pop, `RETR ${n}`, this.#where));
   }
 
+  /** DELE n: marks the message deleted; the server removes it only at QUIT (commit()). */
+  dele(n: number): Promise<string> {
+    return this.#bounded('DELE', this.#pop.DELE(n));
+  }
+
+  /**
+   * QUIT, which enters the UPDATE state (RFC 1939 6): only its +OK says the DELEs of this login took effect.
+   * Rejects when the server refused it or the connection is gone: the deletions are then not made.
+   */
+  async commit(): Promise<void> {
+    if (this.broken) throw new AppError('MAIL_NETWORK_ERROR', `${this.#where}: the connection closed before QUIT: no message was deleted`);
+    await this.#bounded('QUIT', this.#pop.QUIT());
+  }
+
   /** QUIT when the connection is still in step; else only makes sure it is closed. Never rejects. */
   async quit(): Promise<void> {
     if (this.broken) return this.destroy();

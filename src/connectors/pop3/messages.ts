@@ -41,15 +41,15 @@ export interface Pop3ReaderContext {
 
 const INBOX: Folder = { path: 'INBOX', name: 'INBOX', delimiter: null, specialUse: 'inbox' };
 
-const notFound = () => new AppError('MESSAGE_NOT_FOUND', 'no message with this id in this maildrop (it was deleted)');
-const noFlags = (what: string) =>
+export const notFound = () => new AppError('MESSAGE_NOT_FOUND', 'no message with this id in this maildrop (it was deleted)');
+export const noFlags = (what: string) =>
   new AppError('OPERATION_NOT_SUPPORTED', `POP3 keeps no read status: ${what} is not supported on pop3 sessions`, { supportedBy: ['imap', 'ews', 'outlook'] });
 
-function encodeMessageId(uid: string): string {
+export function encodeMessageId(uid: string): string {
   return encodeId(`1:${uid}`);
 }
 
-function decodeMessageId(id: string): string | undefined {
+export function decodeMessageId(id: string): string | undefined {
   const text = decodeId(id);
   return text?.startsWith('1:') && text.length > 2 ? text.slice(2) : undefined;
 }
@@ -81,7 +81,7 @@ function contains(haystack: string | null | undefined, needles: string[]): boole
 }
 
 /** The loop's filters (but status) on what the header tells. */
-function matches(filter: MessageFilter, parsed: ParsedMessage): boolean {
+export function matches(filter: MessageFilter, parsed: ParsedMessage): boolean {
   if (filter.subject.length && !contains(parsed.subject, filter.subject)) return false;
   if (filter.from.length && !contains(parsed.from ? `${parsed.from.name ?? ''} <${parsed.from.address ?? ''}>` : null, filter.from)) return false;
   if (filter.since || filter.before) {
@@ -94,7 +94,7 @@ function matches(filter: MessageFilter, parsed: ParsedMessage): boolean {
   return true;
 }
 
-function summaryOf(entry: MaildropEntry, size: number | undefined, parsed: ParsedMessage, withAttachments: boolean): MessageSummary {
+export function summaryOf(entry: MaildropEntry, size: number | undefined, parsed: ParsedMessage, withAttachments: boolean): MessageSummary {
   const attachments = withAttachments
     ? parsed.attachments.map((a) => ({ id: a.partId, filename: a.filename, contentType: a.contentType, size: a.size, inline: a.inline, contentId: a.contentId }))
     : [];
@@ -227,7 +227,7 @@ function startAfter(entries: MaildropEntry[], cursor: Cursor): number {
   return next < 0 ? entries.length : next;
 }
 
-async function find(link: Pop3Link, uid: string): Promise<MaildropEntry> {
+export async function find(link: Pop3Link, uid: string): Promise<MaildropEntry> {
   const entry = (await link.uidl()).find((e) => e.uid === uid);
   if (!entry) throw notFound();
   return entry;

@@ -50,6 +50,10 @@ export class SendingConnector implements Connector {
   close(): Promise<void> {
     return this.#inner.close();
   }
+
+  abort(): void {
+    this.#inner.abort?.();
+  }
 }
 
 /** The sender of a session created without `smtp`: the contract's 409 SMTP_NOT_CONFIGURED. */
