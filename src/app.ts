@@ -12,6 +12,7 @@ import { openapiPlugin } from './plugins/openapi.js';
 import { authPlugin, DEV_PRINCIPAL } from './plugins/auth.js';
 import { problemsPlugin, sendProblem, writeRawProblem } from './plugins/problems.js';
 import { sharedSchemasPlugin } from './plugins/shared-schemas.js';
+import { validatorFactory } from './plugins/validation.js';
 import { AppError } from './errors.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { failedRequestsPlugin } from './plugins/failed-requests.js';
@@ -56,8 +57,6 @@ const PUBLIC_V1_PATHS = ['/v1/oauth2/callback'];
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the service without listening. Only src/server.ts listens. */
-/** Liveness and readiness paths, which are not request-logged. */
-
 export async function buildApp(config: Config, deps: AppDependencies = {}) {
   const logger = deps.logger ?? createLogger(config);
   const failures = new FailureLimiter(config.MSB_FAILED_REQUEST_LIMIT_PER_MINUTE);
@@ -93,6 +92,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     },
     // long enough that an over-long session name or message id reaches validation (400) instead of the router's 414
     routerOptions: { maxParamLength: 1100 },
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
     ajv: {
       customOptions: {
         // keep unknown fields so they are reported (additionalProperties: false), not silently dropped

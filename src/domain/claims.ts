@@ -33,6 +33,8 @@ export interface AckResult {
 /** Pages looked at per claim at most: a folder full of leased messages answers fewer than `max`, not a scan. */
 const MAX_PAGES = 20;
 const PAGE = 100;
+/** Claims that leased nothing, remembered at most (the oldest is forgotten first). */
+const MAX_EMPTY_CLAIMS = 10_000;
 
 /**
  * Work claims: a fleet of bots on one mailbox, each message handled once. A claim leases up to `max`
@@ -44,6 +46,11 @@ const PAGE = 100;
 export class ClaimService {
   readonly #leases: LeaseStore;
   readonly #keyword: string;
+  /**
+   * Claims that found nothing to lease (scope + claim id -> expiry): they hold no lease in the store, yet live
+   * until their expiry like any other, so that extending, acknowledging or releasing one is not a 404.
+   */
+  readonly #empty = new Map<string, number>();
 
   constructor(leases: LeaseStore, options: { keyword: string }) {
     this.#leases = leases;
@@ -67,6 +74,7 @@ export class ClaimService {
       if (!nextCursor) break;
       cursor = nextCursor;
     }
+    if (messages.length === 0) this.#rememberEmpty(scope, claim, expiresAt);
     return { claim, expiresAt: new Date(expiresAt).toISOString(), messages };
   }
 
@@ -104,20 +112,37 @@ export class ClaimService {
     const scope = scopeOf(session);
     const held = await this.#held(scope, claim);
     const expiresAt = Date.now() + leaseSeconds * 1000;
-    if (!(await this.#leases.extend(scope, claim, expiresAt))) throw notFound(claim);
+    if (this.#empty.has(emptyKey(scope, claim))) this.#rememberEmpty(scope, claim, expiresAt);
+    else if (!(await this.#leases.extend(scope, claim, expiresAt))) throw notFound(claim);
     return { claim, expiresAt: new Date(expiresAt).toISOString(), ids: held.ids };
   }
 
   async release(session: Session, claim: string): Promise<void> {
     const scope = scopeOf(session);
     await this.#held(scope, claim);
+    this.#empty.delete(emptyKey(scope, claim));
     await this.#leases.release(scope, claim);
   }
 
   async #held(scope: string, claim: string): Promise<{ ids: string[]; expiresAt: number }> {
     const held = await this.#leases.held(scope, claim);
-    if (!held) throw notFound(claim);
-    return held;
+    if (held) return held;
+    const key = emptyKey(scope, claim);
+    const emptyUntil = this.#empty.get(key);
+    if (emptyUntil !== undefined && emptyUntil > Date.now()) return { ids: [], expiresAt: emptyUntil };
+    this.#empty.delete(key);
+    throw notFound(claim);
+  }
+
+  #rememberEmpty(scope: string, claim: string, expiresAt: number): void {
+    const key = emptyKey(scope, claim);
+    this.#empty.delete(key);
+    this.#empty.set(key, expiresAt);
+    const now = Date.now();
+    for (const [oldest, until] of this.#empty) {
+      if (this.#empty.size <= MAX_EMPTY_CLAIMS && until > now) break;
+      this.#empty.delete(oldest);
+    }
   }
 
   async #followUp(session: Session, id: string, then: FollowUp): Promise<void> {
@@ -131,6 +156,10 @@ export class ClaimService {
 
 function scopeOf(session: Session): string {
   return `${session.owner}\u0000${session.name}`;
+}
+
+function emptyKey(scope: string, claim: string): string {
+  return `${scope}\u0000${claim}`;
 }
 
 function notFound(claim: string): AppError {

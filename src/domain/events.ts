@@ -88,7 +88,8 @@ export class EventHub {
   #replay(channel: Channel, lastEventId: string, session: string | undefined): MailEvent[] {
     const [epoch, seq] = lastEventId.split('.');
     const after = Number(seq);
-    const lost = epoch !== this.#epoch || !Number.isInteger(after) || after < channel.droppedUpTo;
+    const ours = /^[0-9a-f]+\.[0-9]+$/.test(lastEventId);
+    const lost = !ours || epoch !== this.#epoch || !Number.isInteger(after) || after < channel.droppedUpTo;
     const missed = channel.buffer.filter((e) => (lost || this.#sequenceOf(e.id) > after) && (session === undefined || e.session === session));
     if (!lost) return missed;
     const notice: MailEvent = {
@@ -97,7 +98,7 @@ export class EventHub {
       at: new Date().toISOString(),
       session: session ?? '',
       data: {
-        reason: epoch !== this.#epoch ? 'the service restarted since that event' : 'the buffer overflowed since that event',
+        reason: !ours ? 'not an event id of this service' : epoch !== this.#epoch ? 'the service restarted since that event' : 'the buffer overflowed since that event',
         lastEventId,
       },
     };

@@ -83,10 +83,11 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 export const problemsPlugin = fp(
   async (app: FastifyInstance) => {
     // every route's path pattern and methods, so that a known path with another method answers 405
-    const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+    const routes = new Map<string, { pattern: RegExp; statics: number; methods: Set<string> }>();
     app.addHook('onRoute', (route) => {
       const entry = routes.get(route.url) ?? {
         pattern: new RegExp(`^${route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
+        statics: route.url.split('/').filter((segment) => segment !== '' && !segment.startsWith(':') && segment !== '*').length,
         methods: new Set<string>(),
       };
       for (const method of [route.method].flat()) entry.methods.add(method);
@@ -94,7 +95,11 @@ export const problemsPlugin = fp(
     });
     const notFound = (request: FastifyRequest, reply: FastifyReply) => {
       const path = requestPath(request.url);
-      const allowed = [...routes.values()].filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]);
+      // the methods of the path's own route: /messages/move is POST only, although GET /messages/:id would
+      // also take "move" as an id (the document lists the methods of the most specific path)
+      const matching = [...routes.values()].filter((r) => r.pattern.test(path));
+      const specific = Math.max(...matching.map((r) => r.statics));
+      const allowed = matching.filter((r) => r.statics === specific).flatMap((r) => [...r.methods]);
       if (allowed.length > 0) {
         const allow = [...new Set(allowed)].sort().join(', ');
         reply.header('allow', allow);

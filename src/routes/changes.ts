@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { SessionPool } from '../domain/pool.js';
-import { AppError } from '../errors.js';
 import {
   BulkDeleteBody,
   BulkDeleteResultSchema,
@@ -141,10 +140,8 @@ export const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = asyn
       },
     },
     async (request) => {
+      // the schema requires seen or flagged
       const { folder = 'INBOX', where, seen, flagged } = request.body;
-      if (seen === undefined && flagged === undefined) {
-        throw new AppError('VALIDATION_ERROR', '/body must have seen or flagged', { errors: [{ path: '/body', message: 'must have seen or flagged' }] });
-      }
       const change = { ...(seen !== undefined ? { seen } : {}), ...(flagged !== undefined ? { flagged } : {}) };
       return sessionOf(pool, request).run('flagger', (f) => f.updateMany(folder, toFilter(where), change), { operation: 'updateMany', fields: (r) => ({ count: r.updated }) });
     },

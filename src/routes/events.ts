@@ -4,7 +4,8 @@ import { Type } from 'typebox';
 import type { EventHub, MailEvent } from '../domain/events.js';
 import { AppError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
-import { SessionName } from '../schemas/common.js';
+import { SessionName, WireString } from '../schemas/common.js';
+import { EventFrameSchema } from '../schemas/event.js';
 import { problemResponses } from '../schemas/problem.js';
 
 export interface EventRoutesOptions {
@@ -42,10 +43,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         description:
           'text/event-stream of message.new, message.deleted, session.state, mailbox.reset and events.lost events; each `data:` line is the event as JSON { id, type, at, session, data }. Reconnect with the Last-Event-ID header to get what was missed from a bounded buffer (an events.lost event says when that is not possible). A comment line is sent every MSB_EVENTS_HEARTBEAT_MS.',
         querystring: Type.Object({ session: Type.Optional(SessionName) }, { additionalProperties: false }),
-        headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 64, pattern: '^[0-9a-f]+\\.[0-9]+$' })) }),
+        // any value: a browser's EventSource sends back whatever id it saw last, and a 400 would end its
+        // reconnecting for good; an id this process did not make is answered with events.lost
+        headers: Type.Object({
+          'last-event-id': Type.Optional(WireString({ maxLength: 256, description: 'The id of the last event received; the stream starts after it.' })),
+        }),
         produces: ['text/event-stream'],
         response: {
-          200: { description: 'The event stream.', content: { 'text/event-stream': { schema: Type.String() } } },
+          200: { description: 'The event stream: one frame per event (and comment lines, which are not frames).', content: { 'text/event-stream': { schema: EventFrameSchema } } },
           ...problemResponses({ 429: 'RATE_LIMITED: too many event streams open for this principal (MSB_EVENT_STREAMS_PER_PRINCIPAL).' }),
         },
       },

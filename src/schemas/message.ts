@@ -153,7 +153,8 @@ export const BulkDeleteBody = shared('BulkDeleteRequest', Type.Object(
 ));
 export const BulkUpdateBody = shared('BulkUpdateRequest', Type.Object(
   { ...bulkTarget, seen: Type.Optional(Type.Boolean()), flagged: Type.Optional(Type.Boolean()) },
-  { additionalProperties: false, description: 'At least one of seen and flagged.' },
+  // at least one of seen and flagged, said in the schema so that generated requests and clients know it
+  { additionalProperties: false, anyOf: [{ required: ['seen'] }, { required: ['flagged'] }], description: 'At least one of seen and flagged.' },
 ));
 
 export const BulkMoveResultSchema = shared('BulkMoveResult', Type.Object(

@@ -104,3 +104,22 @@ for (const keywords of [true, false]) {
     if (keywords) assert.equal(messages.filter((m) => m.tags.has('$Processed')).length, 2000, 'counted by the keyword on the server');
   });
 }
+
+test('a claim that found nothing lives until its expiry: it can be extended, acknowledged (nothing) and released', async (t) => {
+  const { connector } = mailbox(0, true);
+  const s = await session(t, connector);
+  const claims = new ClaimService(new MemoryLeaseStore({ maxFinished: 10 }), { keyword: '$Processed' });
+  const empty = await claims.claim(s, { folder: 'INBOX', where: { status: 'all', subject: [], from: [] }, max: 5, leaseSeconds: 60 });
+  assert.deepEqual(empty.messages, []);
+  const extended = await claims.extend(s, empty.claim, 120);
+  assert.ok(Date.parse(extended.expiresAt) > Date.parse(empty.expiresAt), 'the expiry moved');
+  assert.deepEqual(await claims.acknowledge(s, empty.claim, undefined, {}), { acknowledged: [], failed: [] });
+  await assert.rejects(claims.acknowledge(s, empty.claim, ['m1'], {}), { code: 'CLAIM_NOT_FOUND' }, 'it holds no message');
+  await claims.release(s, empty.claim);
+  await assert.rejects(claims.extend(s, empty.claim, 60), { code: 'CLAIM_NOT_FOUND' }, 'released');
+
+  const short = await claims.claim(s, { folder: 'INBOX', where: { status: 'all', subject: [], from: [] }, max: 5, leaseSeconds: 60 });
+  await claims.extend(s, short.claim, 0.05);
+  await sleep(80);
+  await assert.rejects(claims.release(s, short.claim), { code: 'CLAIM_NOT_FOUND' }, 'expired');
+});

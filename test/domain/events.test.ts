@@ -40,4 +40,11 @@ test('Last-Event-ID replays what was missed; an overflowed buffer or another epo
   hub.subscribe('bot', { lastEventId: 'deadbeef.2' }, (e) => restarted.push(e));
   assert.equal(restarted[0]!.type, 'events.lost');
   assert.match(String(restarted[0]!.data.reason), /restarted/);
+
+  // any other value (a browser sends back whatever id it saw): everything buffered, after events.lost
+  const foreign: MailEvent[] = [];
+  hub.subscribe('bot', { lastEventId: 'x\u00ff' }, (e) => foreign.push(e));
+  assert.equal(foreign[0]!.type, 'events.lost');
+  assert.match(String(foreign[0]!.data.reason), /not an event id/);
+  assert.deepEqual(foreign.slice(1).map((e) => e.data.n), [3, 4, 5]);
 });

@@ -14,6 +14,10 @@ test('invalid create bodies get VALIDATION_ERROR naming the field', async (t) =>
     [{ ...valid, name: 'x'.repeat(65) }, '/body/name'],
     [{ ...valid, port: 70000 }, '/body/port'],
     [{ ...valid, port: 'imap' }, '/body/port'],
+    // a JSON body is validated as sent: no coercion of "993" to 993, of null to false, of "true" to true
+    [{ ...valid, port: '993' }, '/body/port'],
+    [{ ...valid, secure: null }, '/body/secure'],
+    [{ ...valid, secure: 'true' }, '/body/secure'],
     [{ ...valid, host: 'bad host!' }, '/body/host'],
     [{ ...valid, password: '' }, '/body/password'],
     [{ ...valid, pasword: 'typo' }, '/body/pasword'],
@@ -54,6 +58,10 @@ test('unknown sessions and routes', async (t) => {
   const wrongMethod = await app.inject({ method: 'PUT', url: '/v1/sessions/someone' });
   assertProblem(wrongMethod, 'METHOD_NOT_ALLOWED');
   assert.equal(wrongMethod.headers.allow, 'DELETE, GET, HEAD');
+  // the methods of the path's own route, although GET /messages/:id would also take "move" as an id
+  const bulkMove = await app.inject({ method: 'OPTIONS', url: '/v1/sessions/someone/messages/move' });
+  assertProblem(bulkMove, 'METHOD_NOT_ALLOWED');
+  assert.equal(bulkMove.headers.allow, 'POST');
   assertProblem(await app.inject({ method: 'TRACE', url: '/health' }), 'METHOD_NOT_ALLOWED');
   assertProblem(await app.inject({ method: 'GET', url: '/v1/sessions/%' }), 'MALFORMED_REQUEST');
   assertProblem(await app.inject({ method: 'GET', url: `/v1/sessions/${'n'.repeat(300)}` }), 'VALIDATION_ERROR');
@@ -77,4 +85,12 @@ test('a caller request id is echoed; a hostile one is replaced', async (t) => {
   assert.equal(ok.headers['x-request-id'], 'bot-42.run-7');
   const hostile = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'a b\u0007'.repeat(50) } });
   assert.match(String(hostile.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+});
+
+test('change bodies: a bulk update needs seen or flagged, and null is not false', async (t) => {
+  const { app } = await build(t);
+  const update = assertProblem(await app.inject({ method: 'POST', url: '/v1/sessions/s/messages/update', payload: { where: {} } }), 'VALIDATION_ERROR');
+  assert.match(JSON.stringify(update.errors), /seen|flagged/);
+  const nullFlag = assertProblem(await app.inject({ method: 'PATCH', url: '/v1/sessions/s/messages/m1', payload: { seen: false, flagged: null } }), 'VALIDATION_ERROR');
+  assert.ok((nullFlag.errors as { path: string }[]).some((e) => e.path === '/body/flagged'), JSON.stringify(nullFlag.errors));
 });
