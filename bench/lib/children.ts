@@ -61,14 +61,14 @@ export async function startService(
     },
   );
   const http = new HttpClient(port, { maxSockets: opts.maxSockets ?? 64, headers: opts.headers ?? {} });
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     child.assertAlive();
     const ok = await http.request('GET', '/health').then((r) => r.status === 200, () => false);
     if (ok) break;
     if (Date.now() > deadline) {
       await child.stop(1000);
-      throw new Error(`service-${label} did not answer /health within 20 s; tail of its log:\n${tailOf(child.logFile)}`);
+      throw new Error(`service-${label} did not answer /health within 60 s (a busy machine starts it slowly); tail of its log:\n${tailOf(child.logFile)}`);
     }
     await sleep(50);
   }
