@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../config.js';
+import { VerifiedKeyCache } from './verified-key-cache.js';
 
 export type Role = 'bot' | 'admin';
 
@@ -26,6 +27,8 @@ export function hashApiKey(key: string): string {
  */
 export class ApiKeys {
   readonly #entries: KeyEntry[];
+  /** Keys verified lately (by keyed digest): a bot's every request skips the full check. Bounded, 5 minutes. */
+  readonly #verified: VerifiedKeyCache<Principal>;
 
   constructor(spec: string) {
     this.#entries = spec
@@ -40,6 +43,7 @@ export class ApiKeys {
     const names = this.#entries.map((e) => e.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) throw new ConfigError(`invalid configuration: MSB_API_KEYS names principal "${dup}" twice`);
+    this.#verified = new VerifiedKeyCache({ maxEntries: Math.max(64, 4 * this.#entries.length), ttlMs: 5 * 60_000 });
   }
 
   get size(): number {
@@ -54,12 +58,18 @@ export class ApiKeys {
 
   /** The principal whose key this is, or undefined. Compares against every entry in constant time. */
   verify(key: string): Principal | undefined {
+    const digest = this.#verified.digest(key);
+    const known = this.#verified.get(digest);
+    if (known) return known;
     const presented = createHash('sha256').update(key, 'utf8').digest();
     let found: KeyEntry | undefined;
     for (const entry of this.#entries) {
       // no early exit: the time taken does not tell which entry matched
       if (timingSafeEqual(presented, entry.hash) && !found) found = entry;
     }
-    return found ? { name: found.name, role: found.role } : undefined;
+    if (!found) return undefined;
+    const principal = Object.freeze({ name: found.name, role: found.role });
+    this.#verified.set(digest, principal);
+    return principal;
   }
 }
