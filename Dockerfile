@@ -1,13 +1,13 @@
 # Same steps as the README: npm ci, npm run build, npm start (node dist/server.js).
-# Node 20 is the major that CI tests on; keep the two equal.
-FROM node:20-bookworm-slim AS build
+# Node 24 (the current LTS) is the major of the image; CI tests it and Node 20 (see the README).
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
