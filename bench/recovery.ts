@@ -94,6 +94,7 @@ export async function measureRecovery(svc: Service, dovecot: DovecotServer, n: n
   await sleep(Math.max(0, opts.downtimeMs - (performance.now() - stopStarted)));
   tail.poll();
   const loginsBefore = tail.logins;
+  const otherBefore = tail.other;
   await dovecot.start();
   const up = performance.now();
   const timeline: [number, number][] = [];
@@ -132,7 +133,7 @@ export async function measureRecovery(svc: Service, dovecot: DovecotServer, n: n
     // whole seconds only: the first and last second of the log are partial
     medianLoginsPerSec: summarize([...tail.perSecond.values()].slice(1, -1)).median,
     loginsAfterRestart: tail.logins - loginsBefore,
-    otherLoginLines: tail.other,
+    otherLoginLines: tail.other - otherBefore,
     timeline,
   };
 }

@@ -1,5 +1,7 @@
 // The results table and chart of the runner, computed from the measurements.
+import type { ChurnResult } from './churn.js';
 import type { CreateCost } from './create-cost.js';
+import type { DefaultRecovery } from './recovery-defaults.js';
 import type { Options } from './lib/options.js';
 import { svgChart, type Row } from './lib/report.js';
 import { ratio, type Summary } from './lib/stats.js';
@@ -102,4 +104,24 @@ export function chart(pool: PoolResult[], m: Machine, opts: Options, date: strin
     'sessions held (N)',
     `mail-session-broker bench${opts.quick ? ' --quick' : ''}, ${date.slice(0, 10)}; ${m.cores} x ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, Dovecot ${m.dovecot.split(' ')[0]}`,
   );
+}
+
+export function churnRows(c: ChurnResult): Row[] {
+  return [
+    { figure: `churn: ${c.cycles} create/refresh/close cycles (IMAP+POP3, 1 in ${c.wrongPasswordEvery} wrong password, ${c.concurrency} at once), heap after GC at the middle -> end, MiB`, broker: `${f2(c.heapMidMiB)} -> ${f2(c.heapEndMiB)} (${c.secondHalfGrowthMiB >= 0 ? '+' : ''}${f2(c.secondHalfGrowthMiB)})`, baseline: '–', ratio: null, target: '< 1 MiB growth', met: Math.abs(c.secondHalfGrowthMiB) < 1 },
+    { figure: 'churn: heap slope after GC, first / second half, MiB per 1000 cycles', broker: `${f2(c.firstHalfSlopeMiBPer1000)} / ${f2(c.secondHalfSlopeMiBPer1000)}`, baseline: '–', ratio: null, target: '–', met: null },
+  ];
+}
+
+/** EmailEngine 2.79, measured side by side on one Dovecot over TLS (issue 17). */
+const PEER_RECOVERY_S: Record<number, number> = { 1000: 9.4, 2000: 14 };
+
+export function recoveryDefaultRows(rs: DefaultRecovery[]): Row[] {
+  return rs.flatMap((r) => {
+    const peer = PEER_RECOVERY_S[r.n];
+    return [
+      { figure: `N=${r.n} over TLS, default reconnect settings: recovery after a server restart, s`, broker: r.recoveryS === null ? `not complete (${r.connectedAtEnd} connected)` : f2(r.recoveryS), baseline: peer ? `${peer} (EmailEngine 2.79, issue 17)` : '–', ratio: peer && r.recoveryS !== null ? ratio(r.recoveryS, peer) : null, target: peer ? `< ${peer} s` : '–', met: peer ? r.recoveryS !== null && r.recoveryS < peer : null },
+      { figure: `N=${r.n} over TLS, defaults: logins after the restart / other imap-login lines / sessions failed; peak (median) logins per s`, broker: `${r.loginsAfterRestart} / ${r.otherLoginLines} / ${r.failedAtEnd}; ${r.peakLoginsPerSec} (${Number.isFinite(r.medianLoginsPerSec) ? r.medianLoginsPerSec : '–'})`, baseline: `${r.n} / 0 / 0`, ratio: null, target: 'no login failure', met: r.failedAtEnd === 0 && r.loginsAfterRestart <= r.n },
+    ];
+  });
 }

@@ -11,6 +11,8 @@
 //   pool.ts         N held IMAP sessions vs bare imapflow holding N: memory, time to create all, idle CPU;
 //   inspect.ts      inspect throughput while N are held vs a bare Fastify route with the same JSON;
 //   recovery.ts     restart Dovecot while N are held: time until all are connected again, login rate;
+//   recovery-defaults.ts  the same over TLS with the default reconnect settings, 1,000 and 2,000 sessions;
+//   churn.ts        heap after GC under create/refresh/close churn (IMAP, POP3, some wrong passwords);
 //   mail-read.ts    reading mail (a page from a big folder, attachment throughput, a parsed big message).
 // Targets that are missed are reported, not failures; the exit code is non-zero only when something broke (a
 // create failed, a process died, a phase timed out).
@@ -30,7 +32,9 @@ import { AUTH, POOL_USERS, SEQ_USER, serviceEnv, type Lifecycle } from './lib/ta
 import { ensureFdLimit, log, machine, t0, type Machine } from './lib/util.js';
 import { mailReadRows, measureMailRead, type MailReadResult } from './mail-read.js';
 import { poolPhase, type PoolResult } from './pool.js';
-import { chart, rows } from './rows.js';
+import { churnRows, chart, recoveryDefaultRows, rows } from './rows.js';
+import { measureRecoveryDefaults, type DefaultRecovery } from './recovery-defaults.js';
+import { measureChurn, type ChurnResult } from './churn.js';
 
 interface Results {
   mode: string;
@@ -47,12 +51,14 @@ interface Results {
   create: CreateCost[];
   pool: PoolResult[];
   mailRead?: MailReadResult | undefined;
+  churn?: ChurnResult | undefined;
+  recoveryDefaults?: DefaultRecovery[];
 }
 
 /** Writes <base>.json, .md and .svg (rows are computed here from the measurements); returns the markdown. */
 function writeOutputs(results: Results, base: string): string {
   const { machine: m, options: opts, background, notes, errors } = results;
-  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...(results.mailRead ? mailReadRows(results.mailRead) : [])];
+  results.rows = [...rows(results.create, results.pool, results.lifecycleEnvSupported, opts, results.httpRoundTripMs), ...recoveryDefaultRows(results.recoveryDefaults ?? []), ...(results.churn ? churnRows(results.churn) : []), ...(results.mailRead ? mailReadRows(results.mailRead) : [])];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   const md =
     `# mail-session-broker benchmark (${results.mode})\n\n` +
@@ -91,6 +97,8 @@ async function main(): Promise<number> {
   let httpRoundTrip: Summary | null = null;
   const pool: PoolResult[] = [];
   let mailRead: MailReadResult | undefined;
+  let churn: ChurnResult | undefined;
+  let recoveryDefaults: DefaultRecovery[] = [];
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
   let toxiproxy: Toxiproxy | undefined;
@@ -153,6 +161,16 @@ async function main(): Promise<number> {
     // 2-4. pool, inspect, recovery for each N
     if (opts.only.has('pool')) for (const [i, n] of opts.ns.entries()) pool.push(await poolPhase(n, i === 0, dovecot, tmp, opts, lifecycle, errors));
 
+    // recovery with the default reconnect settings, over TLS
+    if (opts.only.has('recovery')) recoveryDefaults = await measureRecoveryDefaults(dovecot, tmp, opts);
+
+    // 5. memory under churn, in a service of its own
+    if (opts.only.has('churn')) {
+      log(`churn: ${opts.churnCycles} create/refresh/close cycles (IMAP and POP3, one in ten with a wrong password)`);
+      churn = await measureChurn(dovecot, tmp, opts);
+      log(`  churn: heap after GC ${churn.heapMidMiB} MiB at the middle, ${churn.heapEndMiB} MiB at the end; slope ${churn.firstHalfSlopeMiBPer1000} / ${churn.secondHalfSlopeMiBPer1000} MiB per 1000 (first / second half)`);
+    }
+
     // 5. the read side (bench/mail-read.ts), with a Dovecot and a service of its own
     if (opts.only.has('read')) mailRead = await measureMailRead({ quick: opts.quick, tmp, log });
   } catch (err) {
@@ -179,6 +197,8 @@ async function main(): Promise<number> {
     create,
     pool,
     mailRead,
+    churn,
+    recoveryDefaults,
   };
   const outDir = path.join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

@@ -1,7 +1,7 @@
 // The benchmark's options: `npm run bench [-- --quick] [--only=...] [--link=10ms] ...` (see parseOptions).
 
 /** The measurements of a run, in the order they run. */
-export const MEASUREMENTS = ['create', 'pool', 'read'];
+export const MEASUREMENTS = ['create', 'pool', 'recovery', 'churn', 'read'];
 
 export interface Options {
   quick: boolean;
@@ -35,7 +35,11 @@ export interface Options {
   cpuProfDir?: string | undefined;
   /** --link=10ms: the mail traffic of the service and the bare clients goes through Toxiproxy with this latency each way (0 = loopback). */
   linkMs: number;
-  /** The measurements to run (create, pool, read); all by default. */
+  /** Pool sizes of the recovery with default settings (IMAP over TLS). */
+  recoveryNs: number[];
+  /** Create/refresh/close cycles of the churn measurement. */
+  churnCycles: number;
+  /** The measurements to run (create, pool, recovery, churn, read); all by default. */
   only: Set<string>;
   out: string;
   /** Whole-run watchdog. */
@@ -45,8 +49,8 @@ export interface Options {
 export function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const o: Options = quick
-    ? { quick, ns: [200], creates: 50, warmup: 5, concurrency: 50, connections: 32, inspectS: 5, inspectRounds: 2, idleS: 10, settleMs: 2000, keepaliveMs: 60_000, ratePerSec: 250, downtimeMs: 1000, defaultAgeN: 200, skipBuild: false, cpuProf: false, linkMs: 0, only: new Set(MEASUREMENTS), out: 'quick', maxMinutes: 10 }
-    : { quick, ns: [1000, 5000, 10_000], creates: 500, warmup: 20, concurrency: 50, connections: 32, inspectS: 10, inspectRounds: 3, idleS: 60, settleMs: 5000, keepaliveMs: 60_000, ratePerSec: 250, downtimeMs: 2000, defaultAgeN: 1000, skipBuild: false, cpuProf: false, linkMs: 0, only: new Set(MEASUREMENTS), out: 'latest', maxMinutes: 150 };
+    ? { quick, ns: [200], creates: 50, warmup: 5, concurrency: 50, connections: 32, inspectS: 5, inspectRounds: 2, idleS: 10, settleMs: 2000, keepaliveMs: 60_000, ratePerSec: 250, downtimeMs: 1000, defaultAgeN: 200, skipBuild: false, cpuProf: false, linkMs: 0, recoveryNs: [200], churnCycles: 1000, only: new Set(MEASUREMENTS), out: 'quick', maxMinutes: 10 }
+    : { quick, ns: [1000, 5000, 10_000], creates: 500, warmup: 20, concurrency: 50, connections: 32, inspectS: 10, inspectRounds: 3, idleS: 60, settleMs: 5000, keepaliveMs: 60_000, ratePerSec: 250, downtimeMs: 2000, defaultAgeN: 1000, skipBuild: false, cpuProf: false, linkMs: 0, recoveryNs: [1000, 2000], churnCycles: 20_000, only: new Set(MEASUREMENTS), out: 'latest', maxMinutes: 150 };
   for (const arg of argv) {
     const [key, value = ''] = arg.replace(/^--/, '').split('=');
     const num = Number(value);
@@ -54,6 +58,8 @@ export function parseOptions(argv: string[]): Options {
       case 'quick': break;
       case 'n': o.ns = value.split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0); break;
       case 'creates': o.creates = num; break;
+      case 'recovery-n': o.recoveryNs = value.split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0); break;
+      case 'churn-cycles': o.churnCycles = num; break;
       case 'concurrency': o.concurrency = num; break;
       case 'connections': o.connections = num; break;
       case 'inspect-s': o.inspectS = num; break;
@@ -78,7 +84,7 @@ export function parseOptions(argv: string[]): Options {
         o.only = new Set(wanted);
         break;
       }
-      default: throw new Error(`unknown option ${arg}; options: --quick --n=1000,5000 --creates=N --concurrency=N --connections=N --inspect-s=S --inspect-rounds=N --idle-s=S --keepalive-ms=MS --rate=PER_S --default-age-n=N --skip-build --cpu-prof --link=10ms --only=create,pool,read --out=NAME; or --render=RESULTS.json`);
+      default: throw new Error(`unknown option ${arg}; options: --quick --n=1000,5000 --creates=N --concurrency=N --connections=N --inspect-s=S --inspect-rounds=N --idle-s=S --keepalive-ms=MS --rate=PER_S --default-age-n=N --skip-build --cpu-prof --link=10ms --only=create,pool,recovery,churn,read --recovery-n=1000,2000 --churn-cycles=N --out=NAME; or --render=RESULTS.json`);
     }
   }
   // the link mode measures create cost only (a login over a 20 ms round trip takes ~0.2 s: fewer runs)

@@ -102,7 +102,10 @@ export function serviceEnv(n: number, opts: Options, extra: Record<string, strin
 }
 
 /** Creates sessions p<from>..p<to-1> at `concurrency`; any failure aborts (and fails the run). */
-export async function createMany(svc: Service, from: number, to: number, concurrency: number, port: number): Promise<{ ms: number; latencies: number[] }> {
+export async function createMany(
+  svc: Service, from: number, to: number, concurrency: number, port: number,
+  body: (name: string, port: number, user: string, pass: string) => CreateBody = imapBody,
+): Promise<{ ms: number; latencies: number[] }> {
   const latencies: number[] = [];
   let next = from;
   let failure: Error | undefined;
@@ -112,7 +115,7 @@ export async function createMany(svc: Service, from: number, to: number, concurr
       const i = next++;
       const [user, pass] = POOL_USERS[i % POOL_USERS.length]!;
       try {
-        const res = await svc.http.expect('POST', '/v1/sessions', [201], imapBody(`p${i}`, port, user, pass));
+        const res = await svc.http.expect('POST', '/v1/sessions', [201], body(`p${i}`, port, user, pass));
         latencies.push(res.ms);
       } catch (err) {
         failure ??= new Error(`creating session p${i} failed: ${(err as Error).message}`);
