@@ -67,7 +67,7 @@ export function rows(create: CreateCost[], pool: PoolResult[], lifecycle: Lifecy
       const ideal = r.n / r.capPerSec;
       out.push({ figure: `N=${p.n}: recovery after a server restart, s`, broker: r.recoveryS === null ? `not complete (${r.connectedAtEnd} connected)` : f2(r.recoveryS), baseline: `${f2(ideal)} (N / cap ${r.capPerSec}/s)`, ratio: r.recoveryS === null ? null : ratio(r.recoveryS, ideal), target: '< 60 s', met: r.recoveryS !== null && r.recoveryS < 60 });
       const median = r.medianLoginsPerSec ?? Number.NaN;
-      out.push({ figure: `N=${p.n}: login rate Dovecot saw during recovery, peak (median) per second`, broker: `${r.peakLoginsPerSec} (${Number.isFinite(median) ? median : '–'})`, baseline: `${r.capPerSec} (MSB_RECONNECT_RATE_PER_SEC)`, ratio: ratio(r.peakLoginsPerSec, r.capPerSec), target: 'peak <= 1.1x cap', met: r.peakLoginsPerSec <= 1.1 * r.capPerSec });
+      out.push({ figure: `N=${p.n}: login rate Dovecot saw during recovery, peak (median) per second`, broker: `${r.peakLoginsPerSec} (${Number.isFinite(median) ? median : '–'})`, baseline: `${r.capPerSec} (MSB_RECONNECT_RATE_PER_SEC: the host's start rate, adaptive since issue 17)`, ratio: ratio(r.peakLoginsPerSec, r.capPerSec), target: '–', met: null });
     } else if (r) {
       out.push({ figure: `N=${p.n}: recovery after a server restart, s`, broker: `not measured: the service build has no MSB_RECONNECT_RATE_PER_SEC; after 15 s: ${JSON.stringify(r.statesAtEnd)}`, baseline: `${f2(r.n / r.capPerSec)} (N / cap)`, ratio: null, target: '< 60 s', met: null });
     }
