@@ -1,3 +1,4 @@
+import './node-compat.js';
 import { Agent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as EwsApi from 'ews-javascript-api';
