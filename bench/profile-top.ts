@@ -1,6 +1,6 @@
 // Summarises V8 .cpuprofile files (from `npm run bench -- --cpu-prof`, or any `node --cpu-prof`):
 // self time by package and the functions with the most self and inclusive time.
-//   npx tsx bench/profile-top.ts <file.cpuprofile> [more files] [--top=25]
+//   npx tsx bench/profile-top.ts <file.cpuprofile> [more files] [--top=25] [--from=SECONDS: leave out the start]
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -13,6 +13,7 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples?: number[];
+  timeDeltas?: number[];
   startTime: number;
   endTime: number;
 }
@@ -34,8 +35,25 @@ function key(n: ProfileNode): string {
   return `${f.functionName || '(anonymous)'} ${where}`.trim();
 }
 
-function summarise(file: string, top: number): void {
+/** Keeps only the samples taken fromS seconds after the profile started (e.g. to leave the service's start out). */
+function window(prof: Profile, fromS: number): void {
+  if (!fromS || !prof.samples || !prof.timeDeltas) return;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  for (const n of prof.nodes) n.hitCount = 0;
+  let t = prof.startTime;
+  const from = prof.startTime + fromS * 1e6;
+  for (const [i, id] of prof.samples.entries()) {
+    t += prof.timeDeltas[i] ?? 0;
+    if (t < from) continue;
+    const n = byId.get(id);
+    if (n) n.hitCount = (n.hitCount ?? 0) + 1;
+  }
+  prof.startTime = Math.max(prof.startTime, from);
+}
+
+function summarise(file: string, top: number, fromS: number): void {
   const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  window(prof, fromS);
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const totalHits = prof.nodes.reduce((a, n) => a + (n.hitCount ?? 0), 0) || 1;
   const msPerHit = (prof.endTime - prof.startTime) / 1000 / totalHits;
@@ -88,9 +106,10 @@ function summarise(file: string, top: number): void {
 
 const args = process.argv.slice(2);
 const top = Number(args.find((a) => a.startsWith('--top='))?.slice(6) ?? 25);
+const fromS = Number(args.find((a) => a.startsWith('--from='))?.slice(7) ?? 0);
 const files = args.filter((a) => !a.startsWith('--'));
 if (!files.length) {
-  console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile>... [--top=25]');
+  console.error('usage: npx tsx bench/profile-top.ts <file.cpuprofile>... [--top=25] [--from=SECONDS]');
   process.exit(2);
 }
-for (const f of files) summarise(f, top);
+for (const f of files) summarise(f, top, fromS);

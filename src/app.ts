@@ -126,7 +126,7 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
       : noSessionStore;
   const pool = new SessionPool({
     config, logger, observer: metrics.observer, outbound, supportedBy, events, store,
-    ...(cluster ? { limiter: cluster.limiter, admit: (owner: string, name: string, prepared: PreparedSession) => cluster.coordinator.admit(owner, name, prepared) } : {}),
+    ...(cluster ? { reconnectGate: cluster.reconnectGate, admit: (owner: string, name: string, prepared: PreparedSession) => cluster.coordinator.admit(owner, name, prepared) } : {}),
   });
   const principalNamed = (name: string) => (keys ? keys.principal(name) : name === DEV_PRINCIPAL.name ? DEV_PRINCIPAL : undefined);
   const prepareDeps = { config, services, secrets, outbound };

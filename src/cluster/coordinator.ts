@@ -370,7 +370,7 @@ export class Coordinator {
     const acquire: string[] = [];
     const handOver = new Map<string, string[]>();
     const rate = this.#o.config.MSB_RECONNECT_RATE_PER_SEC;
-    // a move costs a login on the new owner: no more per tick than the reconnect cap lets through in one
+    // a move costs a login on the new owner: no more per tick than a mail host's starting reconnect rate lets through in one
     let budget = rate > 0 ? Math.max(1, Math.ceil((rate * this.#timing.tickMs) / 1000)) : Infinity;
     for (const id of await store.ids()) {
       if (this.#skip.has(id)) continue;

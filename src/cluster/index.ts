@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { EventHub } from '../domain/events.js';
 import type { SessionPool } from '../domain/pool.js';
 import type { PreparedSession } from '../domain/prepared-session.js';
+import { reconnectGateFor, type ReconnectGate } from '../domain/reconnect-gate.js';
 import type { SessionRecord, SessionStore } from '../domain/session-store.js';
 import { AppError } from '../errors.js';
 import type { OAuthBroker, OAuthBrokerOptions } from '../oauth/broker.js';
@@ -23,7 +24,7 @@ import { Ownership } from './ownership.js';
 import { RedisConnection, splitSessionId } from './redis.js';
 import type { RoutingOptions } from './routing.js';
 import { Sealer } from './sealer.js';
-import { SharedRateLimiter } from './shared-rate-limiter.js';
+import { FleetReconnectGate, SharedRateLimiter } from './shared-rate-limiter.js';
 import { Touches } from './touches.js';
 
 export { clusterRouting } from './routing.js';
@@ -50,13 +51,16 @@ export interface ClusterAttachment {
 
 /**
  * Everything that makes this process one replica of many on a shared Redis (MSB_REDIS_URL): built
- * before the pool (which takes its store, limiter and admission), attached to the pool, started when the
+ * before the pool (which takes its store, reconnect gate and admission), attached to the pool, started when the
  * app is ready, stopped (sessions handed over) before the pool closes.
  */
 export class Cluster {
   readonly redis: RedisConnection;
   readonly store: RedisSessionStore;
+  /** The fleet's reconnect buckets in Redis, one per mail host. */
   readonly limiter: SharedRateLimiter;
+  /** The pool's reconnect gate: the fleet's bucket of the host, then this replica's adaptive per-host gate. */
+  readonly reconnectGate: ReconnectGate;
   readonly idempotency: RedisIdempotencyStore;
   readonly leases: RedisLeaseStore;
   readonly coordinator: Coordinator;
@@ -89,7 +93,10 @@ export class Cluster {
     this.#forwarder = new Forwarder(this.#signer);
     this.#touches = new Touches(this.redis);
     this.#oauthStates = new OAuthStates(this.redis, id);
-    this.limiter = new SharedRateLimiter(this.redis, config.MSB_RECONNECT_RATE_PER_SEC, () => this.membership.size);
+    // MSB_RECONNECT_RATE_PER_SEC=0 turns every reconnect cap off, the fleet's too
+    const fleetRate = config.MSB_RECONNECT_RATE_PER_SEC > 0 ? config.MSB_RECONNECT_RATE_MAX_PER_SEC : 0;
+    this.limiter = new SharedRateLimiter(this.redis, fleetRate, () => this.membership.size);
+    this.reconnectGate = new FleetReconnectGate(this.limiter, reconnectGateFor(config));
     this.idempotency = new RedisIdempotencyStore(this.redis, this.#sealer, { ttlMs: config.MSB_IDEMPOTENCY_TTL_MS, waitMs: config.MSB_LOCK_TIMEOUT_MS + config.MSB_COMMAND_TIMEOUT_MS });
     this.leases = new RedisLeaseStore(this.redis, { maxFinished: config.MSB_CLAIM_MAX_FINISHED });
     this.coordinator = new Coordinator({

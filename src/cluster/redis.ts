@@ -22,12 +22,13 @@ export class Keys {
   get replicas() { return `${this.#p}replicas`; }
   get principals() { return `${this.#p}principals`; }
   get tokens() { return `${this.#p}tokens`; }
-  get reconnectBucket() { return `${this.#p}reconnect-bucket`; }
   /** A random value written once: when it is gone or another, Redis lost its data (a restart without persistence). */
   get epoch() { return `${this.#p}epoch`; }
   get eventsChannel() { return `${this.#p}events`; }
   get clusterChannel() { return `${this.#p}cluster`; }
   lease(id: string) { return `${this.#p}lease:${id}`; }
+  /** The fleet's reconnect bucket of one mail host ('' for kinds without one). */
+  reconnectBucket(host: string) { return `${this.#p}reconnect-bucket:${host}`; }
   replica(replicaId: string) { return `${this.#p}replica:${replicaId}`; }
   replicaChannel(replicaId: string) { return `${this.#p}to:${replicaId}`; }
   directory(principal: string) { return `${this.#p}dir:${principal}`; }

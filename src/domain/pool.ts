@@ -6,7 +6,8 @@ import { noSessionStore, type SessionStore } from './session-store.js';
 import type { Capability } from './mail.js';
 import type { PreparedSession } from './prepared-session.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
-import { RateLimiter, type ReconnectLimiter } from './rate-limiter.js';
+import { reconnectGateFor, type ReconnectGate } from './reconnect-gate.js';
+import { TimerWheel } from './timer-wheel.js';
 import { Session, type SessionObserver, type SessionOptions } from './session.js';
 
 export interface PoolOptions {
@@ -20,8 +21,11 @@ export interface PoolOptions {
   events?: EventHub;
   /** The session types whose connectors have a capability (kinds/index.ts knows them). */
   supportedBy: (capability: Capability) => readonly string[];
-  /** The reconnect rate cap (default: a token bucket of this process, MSB_RECONNECT_RATE_PER_SEC). */
-  limiter?: ReconnectLimiter;
+  /**
+   * Spaces reconnects out (default: per mail host, adaptive, from the MSB_RECONNECT_RATE_* settings). With
+   * replicas (src/cluster/) a gate that takes a turn from the fleet's bucket in Redis first.
+   */
+  reconnectGate?: ReconnectGate;
   /**
    * Asked before a new session connects, when sessions are shared with other replicas (src/cluster/):
    * counts it against the shared limits and takes ownership, or refuses (limits, store unreachable).
@@ -51,20 +55,23 @@ const keyOf = (owner: string, name: string) => `${owner}\u0000${name}`;
 export class SessionPool {
   readonly #sessions = new Map<string, Session>();
   readonly #hosts = new Map<Session, string>();
+  /** Sessions per mail host (MSB_MAX_SESSIONS_PER_HOST), kept as a count so a create does not walk the pool. */
+  readonly #perHost = new Map<string, number>();
   /** Sessions per owner, and the owner's creates still connecting: the per-principal limits. */
   readonly #owned = new Map<string, number>();
   readonly #connecting = new Map<string, number>();
   /** Creates whose admission (admit) is still pending: a second create of the name waits for its outcome. */
   readonly #admissions = new Map<Session, Promise<Admission>>();
   readonly #options: PoolOptions;
-  readonly #limiter: ReconnectLimiter;
+  readonly #limiter: ReconnectGate;
+  readonly #timers = new TimerWheel();
   readonly #store: SessionStore;
   #closed = false;
 
   constructor(options: PoolOptions) {
     this.#options = options;
     this.#store = options.store ?? noSessionStore;
-    this.#limiter = options.limiter ?? new RateLimiter(options.config.MSB_RECONNECT_RATE_PER_SEC);
+    this.#limiter = options.reconnectGate ?? reconnectGateFor(options.config);
   }
 
   get size(): number {
@@ -89,7 +96,7 @@ export class SessionPool {
     const session = new Session(owner, name, prepared, this.#sessionOptions(owner, name, prepared));
     this.#sessions.set(key, session);
     bump(this.#owned, owner, 1);
-    if (prepared.host) this.#hosts.set(session, prepared.host);
+    this.#addHost(session, prepared.host);
     bump(this.#connecting, owner, 1);
     const admitting = this.#options.admit?.(owner, name, prepared);
     if (admitting) this.#admissions.set(session, admitting);
@@ -124,7 +131,7 @@ export class SessionPool {
     if (existing) return existing;
     const session = new Session(owner, name, prepared, this.#sessionOptions(owner, name, prepared));
     this.#sessions.set(keyOf(owner, name), session);
-    if (prepared.host) this.#hosts.set(session, prepared.host);
+    this.#addHost(session, prepared.host);
     void session.restore();
     return session;
   }
@@ -173,8 +180,16 @@ export class SessionPool {
     const sessions = this.list();
     this.#sessions.clear();
     this.#hosts.clear();
+    this.#perHost.clear();
     this.#owned.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
+    this.#timers.stop();
+  }
+
+  #addHost(session: Session, host: string | undefined): void {
+    if (!host) return;
+    this.#hosts.set(session, host);
+    bump(this.#perHost, host, 1);
   }
 
   /** Keeps the definition of a created session in the store; a store that fails is logged, never fatal. */
@@ -194,7 +209,8 @@ export class SessionPool {
       this.#sessions.delete(key);
       bump(this.#owned, session.owner, -1);
     }
-    this.#hosts.delete(session);
+    const host = this.#hosts.get(session);
+    if (host !== undefined && this.#hosts.delete(session)) bump(this.#perHost, host, -1);
   }
 
   #checkLimits(owner: string, host: string | undefined): void {
@@ -218,9 +234,7 @@ export class SessionPool {
       throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${max} sessions`, { retryAfterSeconds: 30 });
     }
     if (perHost > 0 && host) {
-      let count = 0;
-      for (const h of this.#hosts.values()) if (h === host) count += 1;
-      if (count >= perHost) {
+      if ((this.#perHost.get(host) ?? 0) >= perHost) {
         throw new AppError('SESSION_LIMIT_REACHED', `the pool holds its maximum of ${perHost} sessions to ${host}`, { retryAfterSeconds: 30 });
       }
     }
@@ -239,6 +253,8 @@ export class SessionPool {
       lockTimeoutMs: c.MSB_LOCK_TIMEOUT_MS,
       reconnect: { baseMs: c.MSB_RECONNECT_BASE_MS, maxMs: c.MSB_RECONNECT_MAX_MS, maxAttempts: c.MSB_RECONNECT_MAX_ATTEMPTS },
       limiter: this.#limiter,
+      timers: this.#timers,
+      host: prepared.host,
       outbound: this.#options.outbound,
       observer: this.#options.observer,
       supportedBy: this.#options.supportedBy,

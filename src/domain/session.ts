@@ -5,7 +5,8 @@ import { CAPABILITY_VERBS, type Capability, type Download, type MailCapabilities
 import { AppError, isAppError, type ErrorCode } from '../errors.js';
 import type { PreparedSession, SessionSettingsView } from './prepared-session.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
-import type { ReconnectLimiter } from './rate-limiter.js';
+import type { ReconnectGate } from './reconnect-gate.js';
+import { TimerWheel, type TimerHandle } from './timer-wheel.js';
 import { SerialQueue } from './serial-queue.js';
 import type { OutboundPolicy } from '../security/outbound-policy.js';
 
@@ -61,7 +62,12 @@ export interface SessionOptions {
   /** Longest wait for the operation before this one to finish. */
   lockTimeoutMs: number;
   reconnect: BackoffPolicy & { maxAttempts: number };
-  limiter: ReconnectLimiter;
+  /** Reconnect attempts (and restores) take their turn per mail host here. */
+  limiter: ReconnectGate;
+  /** The one timer structure for keepalives, reconnect delays and idle expiry of every session (default: the process's). */
+  timers?: TimerWheel;
+  /** The mail host the session connects to (the limiter's key); undefined for kinds without one. */
+  host?: string | undefined;
   outbound: OutboundPolicy;
   observer: SessionObserver;
   onExpired: (session: Session) => void;
@@ -70,6 +76,9 @@ export interface SessionOptions {
   /** The session types whose connectors have a capability, for OPERATION_NOT_SUPPORTED. */
   supportedBy: (capability: Capability) => readonly string[];
 }
+
+/** The timers of sessions made without a pool's (tests, tools). */
+const processTimers = new TimerWheel();
 
 /** Errors that another attempt cannot fix: reconnecting would only hammer the server. */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -93,6 +102,17 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OAUTH_CLIENT_SECRET_REQUIRED',
   'OAUTH_ACCOUNT_MISMATCH',
 ]);
+
+/** Failures that say the host is down or overwhelmed: the reconnect gate slows down for that host. */
+const OVERLOAD: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MAIL_CONNECTION_REFUSED',
+  'MAIL_NETWORK_ERROR',
+  'MAIL_TIMEOUT',
+  'MAIL_TEMPORARILY_UNAVAILABLE',
+]);
+const isOverload = (err: unknown): boolean => isAppError(err) && OVERLOAD.has(err.code);
+/** A turn that was granted but not used (the session was closed meanwhile): tells the gate nothing. */
+const UNUSED_TURN = { ok: false, ms: 0 } as const;
 
 /**
  * Errors of a mail operation that say the link itself is broken: the session reconnects. Every other
@@ -163,6 +183,7 @@ export class Session {
   readonly #options: SessionOptions;
   readonly #logger: Logger;
   readonly #queue = new SerialQueue();
+  readonly #timers: TimerWheel;
   #state: SessionState = 'connecting';
   #connectedAt: Date | undefined;
   #lastUsedAt = new Date();
@@ -174,8 +195,8 @@ export class Session {
   #nextAttemptAt: Date | undefined;
   /** How long the server asked to wait before the next attempt (a POP3 LOGIN-DELAY...), from the last error. */
   #retryAfterMs = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #expiryTimer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
+  #expiryTimer: TimerHandle | undefined;
 
   constructor(owner: string, name: string, prepared: PreparedSession, options: SessionOptions) {
     this.owner = owner;
@@ -189,6 +210,7 @@ export class Session {
     this.#liveView = prepared.liveView;
     this.#options = options;
     this.#logger = options.logger;
+    this.#timers = options.timers ?? processTimers;
     this.#connector = prepared.createConnector({
       logger: options.mailLogger,
       outbound: options.outbound,
@@ -222,11 +244,14 @@ export class Session {
    * that was there before the restart).
    */
   async restore(): Promise<void> {
-    await this.#options.limiter.acquire();
-    if (this.#state !== 'connecting') return;
+    const report = await this.#options.limiter.acquire(this.#options.host ?? '');
+    if (this.#state !== 'connecting') return report(UNUSED_TURN);
+    const started = Date.now();
     try {
       await this.#exclusive(() => this.#connect(true));
+      report({ ok: true, ms: Date.now() - started });
     } catch (err) {
+      report({ ok: false, ms: Date.now() - started, overload: isOverload(err) });
       if (this.#state !== 'connecting') return;
       this.#lastError = toSessionError(err);
       this.#enter('reconnecting');
@@ -357,8 +382,8 @@ export class Session {
     // a connect in flight holds the queue until its timeout; end it now, so that the close and the create waiting
     // for it both answer at once
     if (connecting) this.#connector.abort?.();
-    clearTimeout(this.#timer);
-    clearTimeout(this.#expiryTimer);
+    this.#timer?.cancel();
+    this.#expiryTimer?.cancel();
     this.#connector.watcher?.stop();
     // waits for an operation in flight (bounded by its own deadline), so LOGOUT never interleaves with it
     await this.#queue.run(() => this.#connector.close(), 2 ** 31 - 1);
@@ -478,14 +503,13 @@ export class Session {
   }
 
   #scheduleKeepalive(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     const base = this.#connector.persistent ? this.#options.keepaliveIntervalMs : this.#options.checkIntervalMs;
     const period = this.#polls() ? (base > 0 ? Math.min(base, this.#options.watchIntervalMs) : this.#options.watchIntervalMs) : base;
     if (period <= 0) return;
     // +-10% jitter spreads thousands of sessions created together over the period
     const delay = Math.round(period * (0.9 + Math.random() * 0.2));
-    this.#timer = setTimeout(() => void this.#keepalive(), delay);
-    this.#timer.unref();
+    this.#timer = this.#timers.schedule(delay, () => void this.#keepalive());
   }
 
   async #keepalive(): Promise<void> {
@@ -529,7 +553,7 @@ export class Session {
   }
 
   #scheduleReconnect(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     const { maxAttempts } = this.#options.reconnect;
     if (PERMANENT.has(this.#lastError!.code) || (maxAttempts > 0 && this.#attempt >= maxAttempts)) {
       this.#enter('failed');
@@ -541,17 +565,19 @@ export class Session {
     // never sooner than the server asked (retrying a LOGIN-DELAY early only earns another refusal)
     const delay = Math.max(backoffDelay(this.#attempt, this.#options.reconnect), this.#retryAfterMs);
     this.#nextAttemptAt = new Date(Date.now() + delay);
-    this.#timer = setTimeout(() => void this.#reconnect(), delay);
-    this.#timer.unref();
+    this.#timer = this.#timers.schedule(delay, () => void this.#reconnect());
   }
 
   async #reconnect(): Promise<void> {
-    await this.#options.limiter.acquire();
-    if (this.#state !== 'reconnecting') return;
+    const report = await this.#options.limiter.acquire(this.#options.host ?? '');
+    if (this.#state !== 'reconnecting') return report(UNUSED_TURN);
     this.#attempt += 1;
+    const started = Date.now();
     try {
       await this.#exclusive(() => this.#connect(true));
+      report({ ok: true, ms: Date.now() - started });
     } catch (err) {
+      report({ ok: false, ms: Date.now() - started, overload: isOverload(err) });
       if (this.#state !== 'reconnecting') return;
       this.#lastError = toSessionError(err);
       this.#retryAfterMs = retryAfterMs(err);
@@ -563,7 +589,7 @@ export class Session {
   /** Moves to awaiting_authorization when `err` asks for a sign-in; says whether it did. */
   #awaitAuthorization(err: unknown): boolean {
     if (!isAppError(err) || err.code !== 'AUTHORIZATION_REQUIRED' || this.#state === 'closed') return false;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#authorizationUrl = typeof err.extra.authorizationUrl === 'string' ? err.extra.authorizationUrl : undefined;
     this.#lastError = toSessionError(err);
     this.#enter('awaiting_authorization');
@@ -575,13 +601,12 @@ export class Session {
     const idle = this.#options.idleTimeoutMs;
     if (idle <= 0) return;
     const due = this.#lastUsedAt.getTime() + idle - Date.now();
-    this.#expiryTimer = setTimeout(() => {
+    this.#expiryTimer = this.#timers.schedule(Math.max(0, due), () => {
       if (this.#state === 'closed') return;
       // touched since the timer was set: look again at the new due time
       if (this.#lastUsedAt.getTime() + idle > Date.now()) return this.#scheduleExpiry();
       this.#logger.info({ idleTimeoutMs: idle }, 'session expired: idle too long');
       this.#options.onExpired(this);
-    }, Math.max(0, due));
-    this.#expiryTimer.unref();
+    });
   }
 }

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config.js';
 import { ClaimService } from '../../src/domain/claims.js';
 import type { Connector } from '../../src/domain/connector.js';
 import type { ListQuery, MessageSummary } from '../../src/domain/mail.js';
-import { RateLimiter } from '../../src/domain/rate-limiter.js';
+import { AdaptiveReconnectGate } from '../../src/domain/reconnect-gate.js';
 import { Session } from '../../src/domain/session.js';
 import { AppError } from '../../src/errors.js';
 import { OutboundPolicy } from '../../src/security/outbound-policy.js';
@@ -164,14 +164,21 @@ describe('shared state in Redis', () => {
     assert.equal(runs, 1);
   });
 
-  test('the reconnect rate cap is one bucket for every replica', async () => {
+  test('the reconnect rate cap of a mail host is one bucket for every replica', async () => {
     const prefix = `t${randomBytes(4).toString('hex')}:`;
     const limiters = [await connect(prefix), await connect(prefix)].map((c) => new SharedRateLimiter(c, 20, () => 2));
     const started = Date.now();
-    await Promise.all(limiters.flatMap((l) => Array.from({ length: 30 }, () => l.acquire())));
+    let firstHostDone = false;
+    const firstHost = Promise.all(limiters.flatMap((l) => Array.from({ length: 30 }, () => l.acquire('imap.example.test')))).then(() => {
+      firstHostDone = true;
+    });
+    // another host has a bucket of its own: its turns do not wait behind the first host's
+    const otherFirst = Promise.all(limiters.map((l) => l.acquire('pop.example.test'))).then(() => !firstHostDone);
+    const [, otherWasFirst] = await Promise.all([firstHost, otherFirst]);
     const took = Date.now() - started;
     // 60 tokens at 20/s from a bucket of 2: at least 2.9 s, whichever replica asks (each alone would allow 20/s)
     assert.ok(took >= 2800, `60 acquisitions at 20/s over two replicas took ${took} ms`);
+    assert.equal(otherWasFirst, true, 'the turns for another host waited behind the first host\'s');
     for (const l of limiters) l.stop();
   });
 
@@ -202,7 +209,7 @@ describe('shared state in Redis', () => {
     const logger = silent;
     const session = new Session('bot', 'inbox', { type: 'pop3', fingerprint: 'f', view: {}, logBindings: {}, createConnector: () => connector }, {
       logger, mailLogger: logger, keepaliveIntervalMs: 0, checkIntervalMs: 0, watchIntervalMs: 0, idleTimeoutMs: 0, lockTimeoutMs: 30_000,
-      reconnect: { baseMs: 1000, maxMs: 1000, maxAttempts: 0 }, limiter: new RateLimiter(0), outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
+      reconnect: { baseMs: 1000, maxMs: 1000, maxAttempts: 0 }, limiter: new AdaptiveReconnectGate({ startPerSec: 0, maxPerSec: 0, slowMs: 1000 }), outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
       observer: { connected() {}, reconnecting() {}, failed() {}, keepalive() {} }, onExpired() {}, supportedBy: () => [],
     });
     t.after(() => session.close());

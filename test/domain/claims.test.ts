@@ -6,7 +6,7 @@ import { ClaimService } from '../../src/domain/claims.js';
 import type { Connector } from '../../src/domain/connector.js';
 import { MemoryLeaseStore } from '../../src/domain/leases.js';
 import type { ListQuery, MessageSummary } from '../../src/domain/mail.js';
-import { RateLimiter } from '../../src/domain/rate-limiter.js';
+import { AdaptiveReconnectGate } from '../../src/domain/reconnect-gate.js';
 import { Session } from '../../src/domain/session.js';
 import { OutboundPolicy } from '../../src/security/outbound-policy.js';
 
@@ -59,7 +59,7 @@ async function session(t: { after: (fn: () => unknown) => void }, connector: Con
   const logger = pino({ level: 'silent' });
   const s = new Session('bot', 'inbox', { type: 'imap', fingerprint: 'f', view: {}, logBindings: {}, createConnector: () => connector }, {
     logger, mailLogger: logger, keepaliveIntervalMs: 0, checkIntervalMs: 0, watchIntervalMs: 0, idleTimeoutMs: 0, lockTimeoutMs: 30_000,
-    reconnect: { baseMs: 1000, maxMs: 1000, maxAttempts: 0 }, limiter: new RateLimiter(0),
+    reconnect: { baseMs: 1000, maxMs: 1000, maxAttempts: 0 }, limiter: new AdaptiveReconnectGate({ startPerSec: 0, maxPerSec: 0, slowMs: 1000 }),
     outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
     observer: { connected() {}, reconnecting() {}, failed() {}, keepalive() {} }, onExpired() {}, supportedBy: () => [],
   });

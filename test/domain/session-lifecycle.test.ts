@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Connector, MailboxSummary } from '../../src/domain/connector.js';
-import { RateLimiter } from '../../src/domain/rate-limiter.js';
+import { AdaptiveReconnectGate } from '../../src/domain/reconnect-gate.js';
 import { Session, type SessionOptions } from '../../src/domain/session.js';
 import { AppError } from '../../src/errors.js';
 import { OutboundPolicy } from '../../src/security/outbound-policy.js';
@@ -45,7 +45,7 @@ function session(t: { after: (fn: () => unknown) => void }, connector: Connector
     idleTimeoutMs: 0,
     lockTimeoutMs: 1000,
     reconnect: { baseMs: 10, maxMs: 20, maxAttempts: 0 },
-    limiter: new RateLimiter(0),
+    limiter: new AdaptiveReconnectGate({ startPerSec: 0, maxPerSec: 0, slowMs: 1000 }),
     outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
     observer: { connected() {}, reconnecting() {}, failed: (_type, code) => observed.push(`failed ${code}`), keepalive: (_type, _ms, ok) => observed.push(`keepalive ${ok}`) },
     onExpired() {},
@@ -78,7 +78,7 @@ test('MSB_RECONNECT_MAX_ATTEMPTS: a session that keeps failing to reconnect is f
     },
   }, {
     logger, mailLogger: logger, keepaliveIntervalMs: 0, checkIntervalMs: 0, watchIntervalMs: 0, idleTimeoutMs: 0, lockTimeoutMs: 1000,
-    reconnect: { baseMs: 5, maxMs: 10, maxAttempts: 3 }, limiter: new RateLimiter(0),
+    reconnect: { baseMs: 5, maxMs: 10, maxAttempts: 3 }, limiter: new AdaptiveReconnectGate({ startPerSec: 0, maxPerSec: 0, slowMs: 1000 }),
     outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
     observer: { connected() {}, reconnecting() {}, failed: (_t, code) => observed.push(code), keepalive() {} },
     onExpired() {}, supportedBy: () => [],

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Connector, MailboxSummary } from '../../src/domain/connector.js';
 import type { Download, MessageReader } from '../../src/domain/mail.js';
-import { RateLimiter } from '../../src/domain/rate-limiter.js';
+import { AdaptiveReconnectGate } from '../../src/domain/reconnect-gate.js';
 import { Session, type SessionOptions } from '../../src/domain/session.js';
 import { AppError } from '../../src/errors.js';
 import { OutboundPolicy } from '../../src/security/outbound-policy.js';
@@ -57,7 +57,7 @@ function session(t: { after: (fn: () => unknown) => void }, connector: Connector
       idleTimeoutMs: 0,
       lockTimeoutMs: 1000,
       reconnect: { baseMs: 60_000, maxMs: 60_000, maxAttempts: 0 },
-      limiter: new RateLimiter(0),
+      limiter: new AdaptiveReconnectGate({ startPerSec: 0, maxPerSec: 0, slowMs: 1000 }),
       outbound: new OutboundPolicy({ allow: '', deny: 'none', ports: '*' }),
       observer: { connected() {}, reconnecting() {}, failed() {}, keepalive() {} },
       onExpired() {},
