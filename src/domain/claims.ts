@@ -112,24 +112,25 @@ export class ClaimService {
     const scope = scopeOf(session);
     const held = await this.#held(scope, claim);
     const expiresAt = Date.now() + leaseSeconds * 1000;
-    if (this.#empty.has(emptyKey(scope, claim))) this.#rememberEmpty(scope, claim, expiresAt);
+    if (held.empty) this.#rememberEmpty(scope, claim, expiresAt);
     else if (!(await this.#leases.extend(scope, claim, expiresAt))) throw notFound(claim);
     return { claim, expiresAt: new Date(expiresAt).toISOString(), ids: held.ids };
   }
 
   async release(session: Session, claim: string): Promise<void> {
     const scope = scopeOf(session);
-    await this.#held(scope, claim);
-    this.#empty.delete(emptyKey(scope, claim));
-    await this.#leases.release(scope, claim);
+    const held = await this.#held(scope, claim);
+    if (held.empty) this.#empty.delete(emptyKey(scope, claim));
+    else await this.#leases.release(scope, claim);
   }
 
-  async #held(scope: string, claim: string): Promise<{ ids: string[]; expiresAt: number }> {
+  /** What the claim holds; `empty`: a claim that found nothing, kept here rather than in the lease store. */
+  async #held(scope: string, claim: string): Promise<{ ids: string[]; expiresAt: number; empty?: true }> {
     const held = await this.#leases.held(scope, claim);
     if (held) return held;
     const key = emptyKey(scope, claim);
     const emptyUntil = this.#empty.get(key);
-    if (emptyUntil !== undefined && emptyUntil > Date.now()) return { ids: [], expiresAt: emptyUntil };
+    if (emptyUntil !== undefined && emptyUntil > Date.now()) return { ids: [], expiresAt: emptyUntil, empty: true };
     this.#empty.delete(key);
     throw notFound(claim);
   }
