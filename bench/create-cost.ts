@@ -89,22 +89,24 @@ export async function createCost(svc: Service, dovecot: DovecotServer, opts: Opt
     {
       protocol: 'imap',
       variants: [
-        { key: 'broker', label: 'broker POST + DELETE (connect, login, STATUS INBOX, LOGOUT)', run: broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, ...creds }) },
+        { key: 'broker', label: 'broker POST + DELETE, watch: [] (connect, login, STATUS INBOX, LOGOUT)', run: broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, watch: [], ...creds }) },
         { key: 'bare', label: 'bare imapflow connect + login + logout', run: () => ownCpuMs(() => bareImap(plain, false)) },
         { key: 'bareStatus', label: 'bare imapflow connect + login + STATUS INBOX + logout', run: () => ownCpuMs(() => bareImap(plain, true)) },
+        // the default watch: INBOX, whose IDLE connection opens after the create has answered
+        { key: 'brokerWatch', label: 'broker POST + DELETE, default watch (INBOX: a second connection, opened behind the answer)', run: broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, ...creds }) },
       ],
     },
     {
       protocol: 'pop3',
       variants: [
-        { key: 'broker', label: 'broker POST + DELETE (connect, USER/PASS, STAT, QUIT; DELETE sends nothing)', run: broker({ type: 'pop3', port: ports.pop3, secure: false, tls: { starttls: 'off' }, ...creds }) },
+        { key: 'broker', label: 'broker POST + DELETE, watch: [] (connect, USER/PASS, STAT, then CAPA and QUIT behind the answer; DELETE sends nothing)', run: broker({ type: 'pop3', port: ports.pop3, secure: false, tls: { starttls: 'off' }, watch: [], ...creds }) },
         { key: 'bare', label: 'bare node-pop3 connect + USER/PASS + STAT + QUIT', run: () => ownCpuMs(() => barePop3(ports.pop3)) },
       ],
     },
     {
       protocol: 'imaps',
       variants: [
-        { key: 'broker', label: 'broker POST + DELETE over TLS (tls.ca)', run: broker({ type: 'imap', port: ports.imaps, secure: true, tls: { ca: caPem }, ...creds }) },
+        { key: 'broker', label: 'broker POST + DELETE over TLS (tls.ca), watch: []', run: broker({ type: 'imap', port: ports.imaps, secure: true, tls: { ca: caPem }, watch: [], ...creds }) },
         { key: 'bare', label: 'bare imapflow TLS (ca: test CA) connect + login + logout', run: () => ownCpuMs(() => bareImap(tls, false)) },
         { key: 'bareStatus', label: 'bare imapflow TLS connect + login + STATUS INBOX + logout', run: () => ownCpuMs(() => bareImap(tls, true)) },
         { key: 'bareServiceTrust', label: 'bare imapflow TLS + STATUS, ca = Node roots + NODE_EXTRA_CA_CERTS + test CA (the service\'s trust list)', run: () => bareImap({ ...tls, ca: serviceTrust }, true) },

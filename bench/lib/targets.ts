@@ -65,8 +65,12 @@ export async function barePop3(port: number): Promise<void> {
 
 export type CreateBody = Record<string, unknown> & { name: string };
 
+/**
+ * A held IMAP session doing the bare client's wire work: `watch: []`, since a watched folder is a second
+ * connection (its IDLE), which the bare client does not hold; create-cost measures watching on its own.
+ */
 export function imapBody(name: string, port: number, user: string, pass: string): CreateBody {
-  return { name, type: 'imap', host: HOST, port, secure: false, username: user, password: pass, tls: { starttls: 'off' } };
+  return { name, type: 'imap', host: HOST, port, secure: false, username: user, password: pass, tls: { starttls: 'off' }, watch: [] };
 }
 export interface Lifecycle {
   keepalive: boolean;

@@ -225,9 +225,13 @@ export interface WatchListener {
  * IDLE) reports them by itself between start() and stop(); one that must ask (POP3 UIDL, EWS
  * SyncFolderItems, Graph delta) has poll(), which the session calls at its watch period, in its queue.
  * start() runs after every (re)connect, in the session's queue, and sets the baseline: what is there
- * already is not new.
+ * already is not new. A watcher told the folders beforehand (expect) may take the baseline on the connect's
+ * own round trips instead (IMAP: STATUS UIDNEXT; POP3: UIDL on the connect's login), so that start() costs
+ * the connect, and a create, no login of its own.
  */
 export interface MailWatcher {
+  /** Before the first connect: the folders start() will get. */
+  expect?(folders: readonly string[]): void;
   start(folders: readonly string[], listener: WatchListener): Promise<void>;
   /** One check for what changed since the last; may answer the mailbox summary it read on the way. */
   poll?(): Promise<import('./connector.js').MailboxSummary | void>;

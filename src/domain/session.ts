@@ -217,6 +217,7 @@ export class Session {
       onDrop: (err) => this.#onDrop(err),
       resume: () => this.resume(),
     });
+    if (this.#watch.length) this.#connector.watcher?.expect?.(this.#watch);
     this.#scheduleExpiry();
   }
 

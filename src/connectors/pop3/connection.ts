@@ -3,7 +3,7 @@ import type { MailServerSettings } from '../mail-server-settings.js';
 import type { Secret } from '../../domain/secret.js';
 import { AppError, isAppError } from '../../errors.js';
 import { toPop3Error } from './errors.js';
-import { loginDelaySeconds, readCapabilities } from './capa.js';
+import { loginDelaySeconds } from './capa.js';
 import { scrubbingLogger } from '../../logger.js';
 import { passwordForms } from '../../security/redact.js';
 import type { AccessTokens } from '../../oauth/access-tokens.js';
@@ -30,6 +30,10 @@ import { Pop3Watcher } from './watch.js';
  * it, refusing the next login with [LOGIN-DELAY]). It is read after the first login and respected: until
  * it has passed, the summary is the last one read (with its checkedAt), and an operation that needs a
  * login answers MAIL_TEMPORARILY_UNAVAILABLE with the time left, instead of earning a refusal.
+ *
+ * A use answers as soon as its own commands have: the rest of its login (QUIT, and on the first one CAPA
+ * and the watcher's UIDL baseline) goes on behind the answer, and the next login waits for it. A maildrop
+ * is the snapshot of its login, so a baseline read after the answer is still the one of that moment.
  */
 export class Pop3Connector implements Connector {
   readonly persistent = false;
@@ -48,6 +52,8 @@ export class Pop3Connector implements Connector {
   #lastLoginAt = 0;
   /** The last summary read, which stands while the LOGIN-DELAY runs. */
   #last: MailboxSummary | undefined;
+  /** The end of the last use's login (see #finish), which the next login waits for; never rejects. */
+  #tail: Promise<void> = Promise.resolve();
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
@@ -55,7 +61,11 @@ export class Pop3Connector implements Connector {
     this.#tokens = tokens;
     this.reader = new Pop3Reader({ use: (fn) => this.#use(fn), open: () => this.#open(), parseMaxBytes: settings.parseMaxBytes });
     this.deleter = new Pop3Changes({ open: () => this.#open() });
-    this.watcher = new Pop3Watcher({ use: (fn) => this.#use(fn), loginWaitMs: () => this.#loginWaitMs(), summaryFrom: (link) => this.#stat(link) });
+    this.watcher = new Pop3Watcher({
+      use: (fn) => this.#use(fn),
+      loginWaitMs: () => this.#loginWaitMs(),
+      summaryFrom: (link) => this.#stat(link),
+    });
   }
 
   /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
@@ -65,6 +75,8 @@ export class Pop3Connector implements Connector {
 
   async summary(): Promise<MailboxSummary> {
     // within the server's LOGIN-DELAY the last answer stands: another login now would only be refused
+    // (known once the last login's CAPA is read)
+    await this.#tail;
     if (this.#last && this.#loginWaitMs() > 0) return this.#last;
     return this.#use((link) => this.#stat(link));
   }
@@ -98,17 +110,46 @@ export class Pop3Connector implements Connector {
     for (const destroy of this.#logins) destroy();
   }
 
-  /** One use: login, `fn`, QUIT (or, when `fn` left the connection mid-answer, closing it). */
+  /**
+   * One use: login, `fn`, and its answer; the login ends behind it (#finish). When `fn` fails (it may have
+   * left the connection mid-answer) the connection is closed before the error is answered.
+   */
   async #use<T>(fn: (link: Pop3Link) => Promise<T>): Promise<T> {
     const link = await this.#open();
+    let result: T;
     try {
-      return await fn(link);
+      result = await fn(link);
     } catch (err) {
       link.destroy();
-      throw err;
-    } finally {
       await link.quit();
+      throw err;
     }
+    this.#tail = this.#finish(link);
+    return result;
+  }
+
+  /**
+   * The end of a use's login: the watcher's baseline when it wants one (UIDL, issued at once, before the use
+   * answers), the server's CAPA on the first login, then QUIT. Failures end the connection and are only
+   * logged: a missing CAPA is read at the next login, a missing baseline at the next poll.
+   */
+  async #finish(link: Pop3Link): Promise<void> {
+    // claimed before the use answers, so that the watcher's start() knows a baseline is on its way
+    const baseline = this.watcher.claimBaseline();
+    const failed = (what: string) => (err: unknown) => {
+      this.#ctx.logger.debug({ code: isAppError(err) ? err.code : 'MAIL_PROTOCOL_ERROR' }, `POP3: reading ${what} after a use failed`);
+    };
+    if (this.#loginDelayMs === undefined) {
+      await link.capabilities().then((capabilities) => {
+        this.#loginDelayMs = loginDelaySeconds(capabilities) * 1000;
+        if (this.#loginDelayMs > 0) this.#ctx.logger.info({ loginDelaySeconds: this.#loginDelayMs / 1000 }, 'the POP3 server asks for a minimum time between logins');
+      }, failed('CAPA'));
+    }
+    if (baseline) {
+      const entries = link.broken ? undefined : await link.uidl().catch(failed('the watch baseline (UIDL)'));
+      baseline(entries ?? undefined);
+    }
+    await link.quit();
   }
 
   /** A logged-in connection; with OAuth2, a token refused before its expiry (revoked...) gets one fresh token. */
@@ -125,6 +166,8 @@ export class Pop3Connector implements Connector {
   /** Connects and logs in, bounded in time because node-pop3 can wait forever. */
   async #login(freshToken: boolean): Promise<Pop3Link> {
     const s = this.#settings;
+    // the last login has ended (and told its CAPA): the maildrop lock is free, the LOGIN-DELAY known
+    await this.#tail;
     if (!s.secure && s.tls.starttls === 'required') {
       // validated at create time too; kept here so no path can send a password in the clear by accident
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');
@@ -174,11 +217,6 @@ export class Pop3Connector implements Connector {
       const login: Promise<unknown> = token ? loginXoauth2(pop, s.username, token.reveal(), `POP3 ${s.host}:${s.port}`) : pop._connect();
       await withDeadline(login, s.timeouts.connectMs, `POP3 ${s.host}:${s.port} connect`, destroy);
       this.#lastLoginAt = Date.now();
-      if (this.#loginDelayMs === undefined) {
-        const capabilities = await withDeadline(readCapabilities(pop), s.timeouts.commandMs, `POP3 ${s.host}:${s.port} CAPA`, destroy);
-        this.#loginDelayMs = loginDelaySeconds(capabilities) * 1000;
-        if (this.#loginDelayMs > 0) this.#ctx.logger.info({ loginDelaySeconds: this.#loginDelayMs / 1000 }, 'the POP3 server asks for a minimum time between logins');
-      }
     } catch (err) {
       destroy();
       throw toPop3Error(err, errorContext);

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type Pop3Command from 'node-pop3';
 import { AppError, isAppError } from '../../errors.js';
 import { withDeadline } from '../deadline.js';
+import { readCapabilities } from './capa.js';
 import { collect, multiline } from './multiline.js';
 
 /** One message of the maildrop: its number in this login and its UIDL. */
@@ -47,6 +48,11 @@ export class Pop3Link {
     } catch (err) {
       throw isAppError(err) ? err : this.#toError(err);
     }
+  }
+
+  /** The server's CAPA list (capa.ts), undefined when it has none. */
+  capabilities(): Promise<string[] | undefined> {
+    return this.#bounded('CAPA', readCapabilities(this.#pop));
   }
 
   stat(): Promise<string> {

@@ -2,7 +2,7 @@ import type { MailboxSummary } from '../../domain/connector.js';
 import type { MailWatcher, MessageSummary, WatchListener } from '../../domain/mail.js';
 import { HEADER_MAX_BYTES } from '../../mime/limits.js';
 import { parseMessage } from '../../mime/parse.js';
-import type { Pop3Link } from './link.js';
+import type { MaildropEntry, Pop3Link } from './link.js';
 import { encodeMessageId, summaryOf } from './messages.js';
 
 export interface Pop3WatcherContext {
@@ -22,23 +22,47 @@ const REPORT_MAX = 200;
  * snapshot of its login, so each poll() (every MSB_WATCH_INTERVAL_MS, in the session's queue) is one login:
  * UIDL, compared with the UIDs seen before. A UIDL not seen is message.new (its summary from TOP n 0, as the
  * list reads it); one gone is message.deleted. STAT on the same login is the session's summary, so a watching
- * session logs in once per period. start() takes the baseline (what is there is not new); where the server's
- * LOGIN-DELAY forbids that login, the first poll allowed takes it instead, and mail that arrived before it is
- * baseline too. Polls within the LOGIN-DELAY do nothing.
+ * session logs in once per period. The baseline (what is there is not new) is the UIDL of the connect's own
+ * login when the session said beforehand that it watches INBOX (expect), else start() takes it with a login;
+ * where the server's LOGIN-DELAY forbids that login, the first poll allowed takes it instead, and mail that
+ * arrived before it is baseline too. Polls within the LOGIN-DELAY do nothing.
  */
 export class Pop3Watcher implements MailWatcher {
   readonly #ctx: Pop3WatcherContext;
   #known: Set<string> | undefined;
   #listener: WatchListener | undefined;
+  /** INBOX will be watched: the next login takes the baseline on its way out. */
+  #wanted = false;
+  /** A baseline is being read on a login's tail. */
+  #taking = false;
 
   constructor(ctx: Pop3WatcherContext) {
     this.#ctx = ctx;
   }
 
+  expect(folders: readonly string[]): void {
+    this.#wanted = folders.some((f) => f.toUpperCase() === 'INBOX');
+  }
+
+  /**
+   * When INBOX is to be watched and no baseline is known: marks one as being read and answers where to hand
+   * the login's UIDL (undefined when it could not be read: the first poll takes one then).
+   */
+  claimBaseline(): ((entries: readonly MaildropEntry[] | undefined) => void) | undefined {
+    if (!this.#wanted || this.#known || this.#taking) return undefined;
+    this.#taking = true;
+    return (entries) => {
+      this.#taking = false;
+      if (entries) this.#known ??= new Set(entries.map((e) => e.uid));
+    };
+  }
+
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     // POP3 has INBOX only; the UIDs seen stay from before a reconnect, so what arrived meanwhile is reported
     this.#listener = folders.some((f) => f.toUpperCase() === 'INBOX') ? listener : undefined;
-    if (this.#listener && !this.#known && this.#ctx.loginWaitMs() === 0) await this.poll();
+    // a baseline on its way in (on the connect's login) needs no login of its own; should it fail, the first
+    // poll takes one
+    if (this.#listener && !this.#known && !this.#taking && this.#ctx.loginWaitMs() === 0) await this.poll();
   }
 
   async poll(): Promise<MailboxSummary | void> {

@@ -1,0 +1,78 @@
+// A watched session's baseline ("what is there is not new") is taken on the connect's own round trips, so
+// that the watcher's start() needs not hold the connect (and a create) for a login of its own, and mail that
+// arrives between the connect and the watch is still new. Real Dovecot, the real connectors.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import type { ConnectorContext } from '../../src/domain/connector.js';
+import type { MessageSummary, WatchListener } from '../../src/domain/mail.js';
+import type { KindServices } from '../../src/kinds/kind.js';
+import { mailServerKind } from '../../src/kinds/mail-server.js';
+import { logPatterns, startDovecot, type DovecotServer } from '../harness/dovecot.js';
+
+const USER = 'alice@example.test';
+const config = loadConfig({ MSB_AUTH: 'none' });
+const ctx = {
+  logger: pino({ level: 'silent' }),
+  outbound: { check: async (host: string) => host },
+  onDrop: () => {},
+  resume: async () => {},
+} as unknown as ConnectorContext;
+
+function listener() {
+  const fresh: MessageSummary[] = [];
+  const l: WatchListener = { newMessage: (s) => fresh.push(s), deleted: () => {}, reset: () => {} };
+  return { fresh, listener: l };
+}
+
+const mail = (subject: string) => `From: carol@example.test\r\nTo: ${USER}\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@example.test>\r\n\r\nbody\r\n`;
+
+describe('the watch baseline is the connect\'s (Dovecot)', () => {
+  let dovecot: DovecotServer;
+  before(async () => {
+    dovecot = await startDovecot();
+  });
+  after(async () => {
+    await dovecot?.close();
+  });
+
+  const connector = (type: 'imap' | 'pop3', port: number) =>
+    mailServerKind
+      .prepare({ name: 'w', type, host: '127.0.0.1', port, secure: false, tls: { starttls: 'off' }, username: USER, password: 'alice-Secret-1' }, config, {} as KindServices, { owner: 'o' })
+      .createConnector(ctx);
+
+  test('IMAP: mail that arrives after the connect\'s STATUS and before the watch opens INBOX is message.new', async () => {
+    await dovecot.deliver(USER, mail('before-connect'));
+    const c = connector('imap', dovecot.ports.imap);
+    c.watcher!.expect!(['INBOX']);
+    await c.connect();
+    await c.summary();
+    // the watch connection does not exist yet: without the connect's baseline this one would be "already there"
+    await dovecot.deliver(USER, mail('between-connect-and-watch'));
+    const { fresh, listener: l } = listener();
+    await c.watcher!.start(['INBOX'], l);
+    for (let i = 0; i < 100 && fresh.length === 0; i++) await sleep(100);
+    c.watcher!.stop();
+    await c.close();
+    assert.deepEqual(fresh.map((s) => s.subject), ['between-connect-and-watch'], 'only the mail that came after the connect is new');
+  });
+
+  test('POP3: the connect\'s own login takes the baseline (UIDL); start() logs in no more, and the next poll reports what came since', async () => {
+    await dovecot.deliver(USER, mail('pop3-before'));
+    const c = connector('pop3', dovecot.ports.pop3);
+    c.watcher!.expect!(['INBOX']);
+    const logins = () => dovecot.countLog(logPatterns.pop3Login(USER));
+    const before = await logins();
+    await c.connect();
+    await dovecot.deliver(USER, mail('pop3-after-connect'));
+    const { fresh, listener: l } = listener();
+    await c.watcher!.start(['INBOX'], l);
+    await c.watcher!.poll!();
+    await c.close();
+    await sleep(300); // Dovecot writes the login lines as they happen
+    assert.equal((await logins()) - before, 2, 'one login for the connect (with the baseline), one for the poll');
+    assert.deepEqual(fresh.map((s) => s.subject), ['pop3-after-connect']);
+  });
+});
