@@ -29,6 +29,9 @@ const nodeHost: TimerHost = {
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_NODE_TIMER_MS = 2 ** 31 - 1;
+
 interface Entry {
   due: number;
   /** Insertion order: entries due at the same time run in the order they were scheduled. */
@@ -95,7 +98,8 @@ export class TimerWheel {
     const at = Math.ceil(Math.max(top.due, now) / this.#resolutionMs) * this.#resolutionMs;
     if (this.#armed && this.#armed.at <= at) return;
     if (this.#armed) this.#host.clear(this.#armed.handle);
-    this.#armed = { handle: this.#host.set(() => this.#fire(), Math.max(0, at - now)), at };
+    // Node fires a longer timer after 1 ms: a far one wakes at the limit and arms again (#fire runs nothing early)
+    this.#armed = { handle: this.#host.set(() => this.#fire(), Math.min(MAX_NODE_TIMER_MS, Math.max(0, at - now))), at };
   }
 
   #fire(): void {

@@ -8,10 +8,12 @@ function fakeHost() {
   let armed: { fn: () => void; at: number; id: number } | undefined;
   let ids = 0;
   let sets = 0;
+  let longest = 0;
   const host: TimerHost = {
     now: () => now,
     set(fn, ms) {
       sets += 1;
+      longest = Math.max(longest, ms);
       armed = { fn, at: now + ms, id: ++ids };
       return armed.id;
     },
@@ -23,6 +25,8 @@ function fakeHost() {
     host,
     get armedAt() { return armed?.at; },
     get sets() { return sets; },
+    /** The longest delay the platform timer was given. */
+    get longest() { return longest; },
     advance(ms: number) {
       const until = now + ms;
       while (armed && armed.at <= until) {
@@ -53,6 +57,27 @@ test('timers run in due order, never early, with one platform timer for all of t
   assert.deepEqual(ran, ['a', 'a2', 'b', 'c']);
   assert.equal(wheel.size, 0);
   assert.equal(f.armedAt, undefined, 'nothing armed when nothing is due');
+});
+
+test('a timer beyond what a Node timer takes (2^31 - 1 ms; Node fires a longer one after 1 ms) runs at its due time, not early', () => {
+  const f = fakeHost();
+  const wheel = new TimerWheel({ resolutionMs: 100, host: f.host });
+  const ran: string[] = [];
+  // found by the fuzz test: an idle timeout just below the limit, rounded up to the resolution, went over it
+  const nearLimit = 2 ** 31 - 1 - 27;
+  const fortyDays = 40 * 86_400_000;
+  wheel.schedule(nearLimit, () => ran.push('near'));
+  wheel.schedule(fortyDays, () => ran.push('forty'));
+  assert.ok(f.longest <= 2 ** 31 - 1, `the platform timer was given ${f.longest} ms`);
+  f.advance(nearLimit - 1);
+  assert.deepEqual(ran, []);
+  f.advance(101);
+  assert.deepEqual(ran, ['near']);
+  f.advance(fortyDays - nearLimit - 200);
+  assert.deepEqual(ran, ['near'], 'not early');
+  f.advance(300);
+  assert.deepEqual(ran, ['near', 'forty']);
+  assert.ok(f.longest <= 2 ** 31 - 1, `the platform timer was given ${f.longest} ms`);
 });
 
 test('timers due within one resolution step share one wake-up, at most a step late', () => {
