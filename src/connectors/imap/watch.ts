@@ -212,8 +212,8 @@ export class ImapWatcher implements MailWatcher {
     uids.sort((a, b) => a - b);
     let state = this.#states.get(mailbox.path);
     if (state && state.uidValidity !== mailbox.uidValidity) {
-      // a primed baseline of a folder re-created meanwhile was never watched: nothing of it to void
-      if (!state.primed) this.#listener?.reset(mailbox.path);
+      // also for a baseline from the connect's STATUS: ids of the folder seen since then (a list) are void
+      this.#listener?.reset(mailbox.path);
       state = undefined;
     }
     const watch: Watch = { path: mailbox.path, client, uids, state: state ?? { uidValidity: mailbox.uidValidity, lastUid: 0, ids: new Map() }, chain: Promise.resolve(), resyncing: false };
