@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { SessionPool } from './domain/pool.js';
 import type { KindServices } from './kinds/kind.js';
-import { createLogger } from './logger.js';
+import { createLogger, lazyRequestLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiPlugin } from './plugins/openapi.js';
@@ -72,6 +72,8 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
       connectionsCheckingInterval: Math.min(1000, config.MSB_HEADERS_TIMEOUT_MS),
     },
     requestIdHeader: false,
+    // each request's logger (with its request id) is made when it first logs, not for every request
+    childLoggerFactory: (parent, bindings, options) => lazyRequestLogger(parent as Logger, bindings, options),
     // a caller's request id is kept only when it is short and plain; otherwise a fresh one is made
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -157,20 +159,18 @@ export async function buildApp(config: Config, deps: AppDependencies = {}) {
     return parseJson(request, text, done);
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    reply.header('x-content-type-options', 'nosniff');
+  // (hooks on every request take a callback rather than being async: no promise per request and hook)
+  app.addHook('onRequest', (request, reply, done) => {
     // every answer, not only /v1 ones: a path test missed absolute-form targets (GET http://host/v1/...);
-    // the documentation's static files set their own caching, which replaces this
-    reply.header('cache-control', 'no-store');
+    // the documentation's static files set their own caching, which replaces cache-control
+    reply.headers({ 'x-request-id': request.id, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' });
+    done();
   });
   // the HTML pages (Swagger UI, the OAuth2 result page) must not be framed or leak the URL onward
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
-      reply.header('x-frame-options', 'DENY');
-      reply.header('referrer-policy', 'no-referrer');
-    }
-    return payload;
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/html')) reply.headers({ 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' });
+    done(null, payload);
   });
   // Fastify drains in-flight requests before onClose: only then are the sessions logged out
   app.addHook('preClose', async () => {

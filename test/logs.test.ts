@@ -86,3 +86,36 @@ describe('logs never carry a password', () => {
     assert.ok(logs.some((l) => (JSON.parse(l) as { level: number }).level >= 50), 'an error line');
   });
 });
+
+test('request logs: every line of a request carries its request id; a request logger is made only when the request logs', async (t) => {
+  const { app, logs } = await build(t, { LOG_LEVEL: 'info' });
+  const res = await app.inject({ method: 'GET', url: '/v1/sessions/none', headers: { 'x-request-id': 'req-log-1' } });
+  assert.equal(res.statusCode, 404);
+  const lines = logs.map((l) => JSON.parse(l) as { reqId?: string; msg?: string }).filter((l) => l.reqId === 'req-log-1');
+  assert.deepEqual(lines.map((l) => l.msg), ['incoming request', 'request refused', 'request completed']);
+
+  // the per-request logger itself: no pino child until a line is logged at an enabled level
+  const { default: pino } = await import('pino');
+  const { lazyRequestLogger } = await import('../src/logger.js');
+  const written: string[] = [];
+  const parent = pino({ level: 'warn' }, { write: (line: string) => void written.push(line) });
+  let children = 0;
+  const child = parent.child.bind(parent);
+  parent.child = ((...args: Parameters<typeof child>) => ((children += 1), child(...args))) as typeof parent.child;
+  const quiet = lazyRequestLogger(parent, { reqId: 'a' }, {});
+  quiet.info('below the level');
+  quiet.debug('below the level');
+  assert.equal(quiet.isLevelEnabled('info'), false);
+  assert.equal(children, 0, 'nothing logged, no child made');
+  quiet.warn('logged');
+  assert.equal(children, 1);
+  assert.equal(JSON.parse(written[0]!).reqId, 'a');
+  // a route's own level (Fastify passes it, e.g. the probes' warn) counts, in either direction
+  const chatty = lazyRequestLogger(parent, { reqId: 'b' }, { level: 'info' });
+  assert.equal(chatty.level, 'info');
+  chatty.info('a route at info');
+  assert.equal(JSON.parse(written[1]!).reqId, 'b');
+  const silentRoute = lazyRequestLogger(parent, { reqId: 'c' }, { level: 'error' });
+  silentRoute.warn('below the route level');
+  assert.equal(written.length, 2);
+});

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.js';
 import type { ApiKeys, Principal } from '../security/api-keys.js';
@@ -58,29 +58,41 @@ export const authPlugin = fp(
     if (!keys) {
       app.log.warn('API AUTHENTICATION IS OFF (MSB_AUTH=none): anyone who reaches this port can use every session. Development only.');
     }
-    app.addHook('onRequest', async (request: FastifyRequest, reply) => {
+    /** Sets request.principal when the request needs one; an AppError when it cannot have it. */
+    const authenticate = (request: FastifyRequest, reply: FastifyReply): AppError | undefined => {
       const via = forwarded?.(request);
       if (via) {
         request.viaReplica = true;
         if (via.principal) request.principal = via.principal;
-        else if (needsKey(request, publicPaths)) throw new AppError('UNAUTHENTICATED', 'a forwarded request carries no principal');
-        return;
+        else if (needsKey(request, publicPaths)) return new AppError('UNAUTHENTICATED', 'a forwarded request carries no principal');
+        return undefined;
       }
-      if (!needsKey(request, publicPaths)) return;
+      if (!needsKey(request, publicPaths)) return undefined;
       if (!keys) {
         request.principal = DEV_PRINCIPAL;
-        return;
+        return undefined;
       }
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^Bearer ([\x21-\x7e]{16,512})$/.exec(header) : null;
       const principal = match ? keys.verify(match[1]!) : undefined;
       if (!principal) {
         reply.header('www-authenticate', 'Bearer realm="mail-session-broker"');
-        throw new AppError('UNAUTHENTICATED', header ? 'the API key is not valid' : 'send an API key: Authorization: Bearer <key>');
+        return new AppError('UNAUTHENTICATED', header ? 'the API key is not valid' : 'send an API key: Authorization: Bearer <key>');
       }
       // no per-request child logger for the principal: it cost more than the rest of an inspect (bench/);
       // session lines carry the owner, and refusals log the request id
       request.principal = principal;
+      return undefined;
+    };
+    // a callback hook, not an async one: no promise per request
+    app.addHook('onRequest', (request, reply, done) => {
+      let refusal: unknown;
+      try {
+        refusal = authenticate(request, reply);
+      } catch (err) {
+        refusal = err; // a forwarded request's bad signature
+      }
+      done(refusal as Error | undefined);
     });
   },
   { name: 'auth' },

@@ -24,20 +24,21 @@ function refused(request: FastifyRequest, reply: FastifyReply): boolean {
 export const failedRequestsPlugin = fp(
   async (app: FastifyInstance, { limiter }: { limiter: FailureLimiter }) => {
     if (!limiter.enabled) return;
-    app.addHook('onRequest', async (request, reply) => {
-      if (UNLIMITED_ROUTES.has(request.routeOptions.url ?? '')) return;
-      const wait = limiter.blockedFor(request.ip);
-      if (wait > 0) {
-        // the answer carries no www-authenticate: a key would not help now
-        reply.header('retry-after', String(wait));
-        throw new AppError('RATE_LIMITED', 'too many refused requests from this address (no or wrong API key, invalid requests): MSB_FAILED_REQUEST_LIMIT_PER_MINUTE; wait for Retry-After', {
+    app.addHook('onRequest', (request, reply, done) => {
+      const wait = UNLIMITED_ROUTES.has(request.routeOptions.url ?? '') ? 0 : limiter.blockedFor(request.ip);
+      if (wait <= 0) return done();
+      // the answer carries no www-authenticate: a key would not help now
+      reply.header('retry-after', String(wait));
+      done(
+        new AppError('RATE_LIMITED', 'too many refused requests from this address (no or wrong API key, invalid requests): MSB_FAILED_REQUEST_LIMIT_PER_MINUTE; wait for Retry-After', {
           retryAfterSeconds: wait,
-        });
-      }
+        }),
+      );
     });
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       // a replica's forwarded requests were counted where the caller sent them
       if (!UNLIMITED_ROUTES.has(request.routeOptions.url ?? '') && !request.viaReplica && refused(request, reply)) limiter.failed(request.ip);
+      done();
     });
   },
   { name: 'failed-requests' },
