@@ -6,7 +6,8 @@
 //   ... --create[=N]: instead, CPU per create+close (POST + DELETE, IMAP, watch: []) against bare imapflow doing the
 //   same wire work (connect, login, STATUS INBOX, logout), N of each, interleaved: their difference is the
 //   broker's own CPU per create
-//   ONLY=broker node --cpu-prof --import tsx bench/inspect-cpu.ts   (one side, for its profile)
+//   ONLY=broker PROFILE=/tmp/broker.cpuprofile npx tsx bench/inspect-cpu.ts   (one side, profiled during the load
+//   only; then npx tsx bench/profile-top.ts /tmp/broker.cpuprofile)
 import { spawn } from 'node:child_process';
 import Fastify from 'fastify';
 import { createHash, randomBytes } from 'node:crypto';
@@ -83,12 +84,24 @@ const run = (s: number, port: number) => new Promise<{ requests: number; cpuUs: 
 });
 await run(1, port);
 await run(1, barePort);
+// PROFILE=<file>: the V8 profile of this process during the measured runs (not the start-up)
+const inspector = process.env.PROFILE ? new (await import('node:inspector')).Session() : undefined;
+const post = (method: string, params?: object) => new Promise<any>((resolve, reject) => inspector!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+if (inspector) {
+  inspector.connect();
+  await post('Profiler.enable');
+  await post('Profiler.start');
+}
 for (let i = 0; i < 3; i++) {
   // ONLY=broker or ONLY=bare: one side, for a profile of it alone
   for (const [label, p] of ([['broker', port], ['bare', barePort]] as const).filter(([l]) => !process.env.ONLY || process.env.ONLY === l)) {
     const r = await run(seconds, p);
     console.log(`${label}: ${(r.requests / seconds).toFixed(0)} req/s, server CPU ${(r.cpuUs / r.requests).toFixed(1)} µs per request`);
   }
+}
+if (inspector) {
+  const { profile } = await post('Profiler.stop');
+  (await import('node:fs')).writeFileSync(process.env.PROFILE!, JSON.stringify(profile));
 }
 await bare.close();
 await app.close();
