@@ -41,6 +41,11 @@ export interface CreateCost {
   /** Logins Dovecot logged per create+close (broker) and per bare run: the wire work actually done. */
   loginsPerRun: { broker: number; bare: number };
   variants: Record<string, { label: string; ms: Summary }>;
+  /**
+   * IMAP only: the default watch (INBOX, whose IDLE connection opens behind the create's answer) against watch: [],
+   * broker against broker, measured after the other variants so that its background logins disturb none of them.
+   */
+  watch?: { defaultWatch: Summary; noWatch: Summary; loginsPerRun: number };
 }
 
 /** Sequential GET /health: the floor of one HTTP exchange with the service on this machine. */
@@ -92,8 +97,6 @@ export async function createCost(svc: Service, dovecot: DovecotServer, opts: Opt
         { key: 'broker', label: 'broker POST + DELETE, watch: [] (connect, login, STATUS INBOX, LOGOUT)', run: broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, watch: [], ...creds }) },
         { key: 'bare', label: 'bare imapflow connect + login + logout', run: () => ownCpuMs(() => bareImap(plain, false)) },
         { key: 'bareStatus', label: 'bare imapflow connect + login + STATUS INBOX + logout', run: () => ownCpuMs(() => bareImap(plain, true)) },
-        // the default watch: INBOX, whose IDLE connection opens after the create has answered
-        { key: 'brokerWatch', label: 'broker POST + DELETE, default watch (INBOX: a second connection, opened behind the answer)', run: broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, ...creds }) },
       ],
     },
     {
@@ -142,6 +145,20 @@ export async function createCost(svc: Service, dovecot: DovecotServer, opts: Opt
     }
     out.push({ protocol: suite.protocol, iterations: opts.creates, loginsPerRun, variants });
     log(`  ${suite.protocol}: broker median ${variants.broker!.ms.median.toFixed(2)} ms, bare ${variants.bare!.ms.median.toFixed(2)} ms`);
+  }
+  const imap = out.find((c) => c.protocol === 'imap');
+  if (imap) {
+    const watched = broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, ...creds });
+    const unwatched = broker({ type: 'imap', port: ports.imap, secure: false, tls: { starttls: 'off' }, watch: [], ...creds });
+    const loginLine = new RegExp(`imap-login: Info: Login: user=<${SEQ_USER.replace(/\./g, '\\.')}>`);
+    const before = await dovecot.countLog(loginLine);
+    for (let k = 0; k < 5; k++) await watched();
+    await sleep(500);
+    const loginsPerRun = ((await dovecot.countLog(loginLine)) - before) / 5;
+    const n = Math.max(10, Math.round(opts.creates / 2));
+    log(`create cost imap, the default watch against watch: []: ${n} x 2 (+${opts.warmup} warm-up)`);
+    const samples = await measureVariants([{ key: 'watch', label: '', run: watched }, { key: 'none', label: '', run: unwatched }], n, opts.warmup);
+    imap.watch = { defaultWatch: summarize(samples.watch ?? []), noWatch: summarize(samples.none ?? []), loginsPerRun };
   }
   return out;
 }

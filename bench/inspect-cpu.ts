@@ -46,22 +46,38 @@ bare.get('/v1/sessions/:name', async () => sample);
 await bare.listen({ port: 0, host: '127.0.0.1' });
 const barePort = (bare.server.address() as { port: number }).port;
 const creates = process.argv.find((a) => a.startsWith('--create'));
+const inspector = process.env.PROFILE ? new (await import('node:inspector')).Session() : undefined;
+const post = (method: string, params?: object) => new Promise<any>((resolve, reject) => inspector!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+const startProfile = async () => {
+  if (!inspector) return;
+  inspector.connect();
+  await post('Profiler.enable');
+  await post('Profiler.start');
+};
+const stopProfile = async () => {
+  if (!inspector) return;
+  const { profile } = await post('Profiler.stop');
+  (await import('node:fs')).writeFileSync(process.env.PROFILE!, JSON.stringify(profile));
+};
 if (creates) {
   const n = Number(creates.split('=')[1] ?? 200);
   const body = { type: 'imap', host: '127.0.0.1', port: dovecot.ports.imap, secure: false, tls: { starttls: 'off' }, username: SEQ_USER, password: SEQ_PASS, watch: [] };
   const cpu = { broker: 0, bare: 0 };
   for (let i = -20; i < n; i++) {
+    if (i === 0) await startProfile();
     let before = process.cpuUsage();
     const res = await app.inject({ method: 'POST', url: '/v1/sessions', headers: auth, payload: { ...body, name: `c${i + 20}` } });
     if (res.statusCode !== 201) throw new Error(res.body);
     await app.inject({ method: 'DELETE', url: `/v1/sessions/c${i + 20}`, headers: auth });
     let used = process.cpuUsage(before);
     if (i >= 0) cpu.broker += used.user + used.system;
+    if (process.env.ONLY === 'broker') continue;
     before = process.cpuUsage();
     await bareImap({ port: dovecot.ports.imap, secure: false }, true);
     used = process.cpuUsage(before);
     if (i >= 0) cpu.bare += used.user + used.system;
   }
+  await stopProfile();
   const ms = (us: number) => (us / n / 1000).toFixed(3);
   console.log(`create+close: broker ${ms(cpu.broker)} ms CPU, bare imapflow ${ms(cpu.bare)} ms CPU, the broker's own ${ms(cpu.broker - cpu.bare)} ms (n=${n}; app.inject, no HTTP socket)`);
   await app.close();
@@ -85,13 +101,7 @@ const run = (s: number, port: number) => new Promise<{ requests: number; cpuUs: 
 await run(1, port);
 await run(1, barePort);
 // PROFILE=<file>: the V8 profile of this process during the measured runs (not the start-up)
-const inspector = process.env.PROFILE ? new (await import('node:inspector')).Session() : undefined;
-const post = (method: string, params?: object) => new Promise<any>((resolve, reject) => inspector!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
-if (inspector) {
-  inspector.connect();
-  await post('Profiler.enable');
-  await post('Profiler.start');
-}
+await startProfile();
 for (let i = 0; i < 3; i++) {
   // ONLY=broker or ONLY=bare: one side, for a profile of it alone
   for (const [label, p] of ([['broker', port], ['bare', barePort]] as const).filter(([l]) => !process.env.ONLY || process.env.ONLY === l)) {
@@ -99,10 +109,7 @@ for (let i = 0; i < 3; i++) {
     console.log(`${label}: ${(r.requests / seconds).toFixed(0)} req/s, server CPU ${(r.cpuUs / r.requests).toFixed(1)} µs per request`);
   }
 }
-if (inspector) {
-  const { profile } = await post('Profiler.stop');
-  (await import('node:fs')).writeFileSync(process.env.PROFILE!, JSON.stringify(profile));
-}
+await stopProfile();
 await bare.close();
 await app.close();
 await dovecot.close();
