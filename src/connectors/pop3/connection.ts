@@ -129,12 +129,12 @@ export class Pop3Connector implements Connector {
   }
 
   /**
-   * The end of a use's login: the watcher's baseline when it wants one (UIDL, issued at once, before the use
-   * answers), the server's CAPA on the first login, then QUIT. Failures end the connection and are only
-   * logged: a missing CAPA is read at the next login, a missing baseline at the next poll.
+   * The end of a use's login, behind its answer: the server's CAPA on the first login, the watcher's baseline
+   * when it wants one (UIDL; claimed before the use answers, so that the watcher's start() takes none of its
+   * own), then QUIT. Failures are only logged: a missing CAPA is read at the next login, a missing baseline at
+   * the next poll.
    */
   async #finish(link: Pop3Link): Promise<void> {
-    // claimed before the use answers, so that the watcher's start() knows a baseline is on its way
     const baseline = this.watcher.claimBaseline();
     const failed = (what: string) => (err: unknown) => {
       this.#ctx.logger.debug({ code: isAppError(err) ? err.code : 'MAIL_PROTOCOL_ERROR' }, `POP3: reading ${what} after a use failed`);
