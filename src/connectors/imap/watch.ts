@@ -142,6 +142,9 @@ export class ImapWatcher implements MailWatcher {
       return false;
     }
     this.#watches.push(watch);
+    // mail that arrived after the folder's UIDs were read and before the EXISTS listener was on: its EXISTS went
+    // unheard (now that a create does not wait for the watch, a bot's first APPEND lands there), so look once
+    watch.chain = watch.chain.then(() => this.#fetchNew(watch)).catch((err: unknown) => this.#failed(watch!, err));
     return true;
   }
 
