@@ -42,7 +42,7 @@ export interface CreateCost {
   loginsPerRun: { broker: number; bare: number };
   variants: Record<string, { label: string; ms: Summary }>;
   /**
-   * IMAP only: the default watch (INBOX, whose IDLE connection opens behind the create's answer) against watch: [],
+   * IMAP only: the default watch (INBOX: the create also opens its IDLE connection) against watch: [],
    * broker against broker, measured after the other variants so that its background logins disturb none of them.
    */
   watch?: { defaultWatch: Summary; noWatch: Summary; loginsPerRun: number };

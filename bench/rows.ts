@@ -36,7 +36,7 @@ export function rows(create: CreateCost[], pool: PoolResult[], lifecycle: Lifecy
     }
     const w = c.watch;
     if (w) {
-      out.push({ figure: `${names[c.protocol]} create+close with the default watch (INBOX: its IDLE connection opens behind the answer), median ms`, broker: f2(w.defaultWatch.median), baseline: `${f2(w.noWatch.median)} (broker, watch: [], same run)`, ratio: ratio(w.defaultWatch.median, w.noWatch.median), target: '–', met: null });
+      out.push({ figure: `${names[c.protocol]} create+close with the default watch (INBOX: the create also opens its IDLE connection), median ms`, broker: f2(w.defaultWatch.median), baseline: `${f2(w.noWatch.median)} (broker, watch: [], same run)`, ratio: ratio(w.defaultWatch.median, w.noWatch.median), target: '–', met: null });
       out.push({ figure: `${names[c.protocol]} logins per create+close with the default watch`, broker: String(w.loginsPerRun), baseline: '1 (watch: [])', ratio: null, target: '–', met: null });
     }
     out.push({ figure: `${names[c.protocol]} logins per create+close seen by Dovecot`, broker: String(c.loginsPerRun.broker), baseline: String(c.loginsPerRun.bare), ratio: ratio(c.loginsPerRun.broker, c.loginsPerRun.bare), target: '–', met: null });

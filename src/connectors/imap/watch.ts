@@ -92,8 +92,7 @@ export class ImapWatcher implements MailWatcher {
 
   /**
    * A folder's baseline from a STATUS on the session's own connection, read while the session connects: what
-   * arrives from then on is new, even before the watch connection has opened the folder. So start() needs not
-   * hold the session's connect (and a create) for the watch's own login.
+   * arrives from then on is new, also what comes before the watch connection has opened the folder.
    */
   prime(path: string, uidValidity: bigint, uidNext: number): void {
     if (this.#states.has(path) || !Number.isSafeInteger(uidNext) || uidNext < 1) return;
@@ -101,15 +100,15 @@ export class ImapWatcher implements MailWatcher {
   }
 
   /**
-   * Opens each folder's watch connection in the background and returns: a folder that cannot be watched is
-   * logged, and a connection that cannot be opened is tried again with the backoff of a lost one.
+   * Opens each folder's watch connection: a folder that cannot be watched is logged, and a connection that
+   * cannot be opened is tried again with the backoff of a lost one.
    */
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     this.stop();
     const generation = ++this.#generation;
     this.#listener = listener;
     for (const path of new Set(folders)) {
-      this.#watchFolder(path, generation).catch((err: unknown) => {
+      await this.#watchFolder(path, generation).catch((err: unknown) => {
         if (generation !== this.#generation) return;
         this.#ctx.logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR' }, 'IMAP: opening a watch connection failed; trying again');
         this.#restart(path, generation, 0);
@@ -143,7 +142,7 @@ export class ImapWatcher implements MailWatcher {
     }
     this.#watches.push(watch);
     // mail that arrived after the folder's UIDs were read and before the EXISTS listener was on: its EXISTS went
-    // unheard (now that a create does not wait for the watch, a bot's first APPEND lands there), so look once
+    // unheard, so look once
     watch.chain = watch.chain.then(() => this.#fetchNew(watch)).catch((err: unknown) => this.#failed(watch!, err));
     return true;
   }

@@ -31,9 +31,8 @@ import { Pop3Watcher } from './watch.js';
  * it has passed, the summary is the last one read (with its checkedAt), and an operation that needs a
  * login answers MAIL_TEMPORARILY_UNAVAILABLE with the time left, instead of earning a refusal.
  *
- * A use answers as soon as its own commands have: the rest of its login (QUIT, and on the first one CAPA
- * and the watcher's UIDL baseline) goes on behind the answer, and the next login waits for it. A maildrop
- * is the snapshot of its login, so a baseline read after the answer is still the one of that moment.
+ * The first login also reads CAPA and, when the session watches INBOX, the watcher's baseline (UIDL), so
+ * that a watching session's create is one login.
  */
 export class Pop3Connector implements Connector {
   readonly persistent = false;
@@ -52,8 +51,6 @@ export class Pop3Connector implements Connector {
   #lastLoginAt = 0;
   /** The last summary read, which stands while the LOGIN-DELAY runs. */
   #last: MailboxSummary | undefined;
-  /** The end of the last use's login (see #finish), which the next login waits for; never rejects. */
-  #tail: Promise<void> = Promise.resolve();
 
   constructor(settings: MailServerSettings, ctx: ConnectorContext, tokens?: AccessTokens) {
     this.#settings = settings;
@@ -75,8 +72,6 @@ export class Pop3Connector implements Connector {
 
   async summary(): Promise<MailboxSummary> {
     // within the server's LOGIN-DELAY the last answer stands: another login now would only be refused
-    // (known once the last login's CAPA is read)
-    await this.#tail;
     if (this.#last && this.#loginWaitMs() > 0) return this.#last;
     return this.#use((link) => this.#stat(link));
   }
@@ -111,8 +106,8 @@ export class Pop3Connector implements Connector {
   }
 
   /**
-   * One use: login, `fn`, and its answer; the login ends behind it (#finish). When `fn` fails (it may have
-   * left the connection mid-answer) the connection is closed before the error is answered.
+   * One use: login, `fn`, and the end of the login (#finish). When `fn` fails (it may have left the connection
+   * mid-answer) the connection is closed.
    */
   async #use<T>(fn: (link: Pop3Link) => Promise<T>): Promise<T> {
     const link = await this.#open();
@@ -124,15 +119,14 @@ export class Pop3Connector implements Connector {
       await link.quit();
       throw err;
     }
-    this.#tail = this.#finish(link);
+    await this.#finish(link);
     return result;
   }
 
   /**
-   * The end of a use's login, behind its answer: the server's CAPA on the first login, the watcher's baseline
-   * when it wants one (UIDL; claimed before the use answers, so that the watcher's start() takes none of its
-   * own), then QUIT. Failures are only logged: a missing CAPA is read at the next login, a missing baseline at
-   * the next poll.
+   * The end of a use's login: the server's CAPA on the first login, the watcher's baseline when it wants one
+   * (UIDL), then QUIT. Failures are only logged: a missing CAPA is read at the next login, a missing baseline
+   * at the next poll.
    */
   async #finish(link: Pop3Link): Promise<void> {
     const baseline = this.watcher.claimBaseline();
@@ -166,8 +160,6 @@ export class Pop3Connector implements Connector {
   /** Connects and logs in, bounded in time because node-pop3 can wait forever. */
   async #login(freshToken: boolean): Promise<Pop3Link> {
     const s = this.#settings;
-    // the last login has ended (and told its CAPA): the maildrop lock is free, the LOGIN-DELAY known
-    await this.#tail;
     if (!s.secure && s.tls.starttls === 'required') {
       // validated at create time too; kept here so no path can send a password in the clear by accident
       throw new AppError('UNSUPPORTED_OPTION', 'POP3 STARTTLS is not supported; use secure: true (port 995)');

@@ -60,8 +60,7 @@ export class Pop3Watcher implements MailWatcher {
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     // POP3 has INBOX only; the UIDs seen stay from before a reconnect, so what arrived meanwhile is reported
     this.#listener = folders.some((f) => f.toUpperCase() === 'INBOX') ? listener : undefined;
-    // a baseline on its way in (on the connect's login) needs no login of its own; should it fail, the first
-    // poll takes one
+    // a baseline read on the connect's login needs no login of its own; should it have failed, this takes one
     if (this.#listener && !this.#known && !this.#taking && this.#ctx.loginWaitMs() === 0) await this.poll();
   }
 
