@@ -226,9 +226,8 @@ export interface WatchListener {
  * SyncFolderItems, Graph delta) has poll(), which the session calls at its watch period, in its queue.
  * start() runs after every (re)connect, in the session's queue, and sets the baseline: what is there
  * already is not new. A watcher told the folders beforehand (expect) may take the baseline on the connect's
- * own round trips instead: IMAP from the STATUS's UIDNEXT, so that mail arriving before the watch connection
- * has opened its folder is still new; POP3 from UIDL on the connect's login, so that a watching session's
- * create is one login, not two.
+ * own round trips instead (POP3: UIDL on the connect's login, so that a watching session's create is one
+ * login, not two).
  */
 export interface MailWatcher {
   /** Before the first connect: the folders start() will get. */

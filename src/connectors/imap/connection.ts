@@ -180,20 +180,11 @@ export class ImapConnector implements Connector {
 
   async summary(): Promise<MailboxSummary> {
     const client = this.#requireClient();
-    const status = (path: string, query: { messages?: boolean; unseen?: boolean; uidValidity?: boolean; uidNext?: boolean }) =>
+    const status = (path: string, query: { messages?: boolean; unseen?: boolean; uidValidity?: boolean }) =>
       withDeadline(client.status(path, query), this.#settings.timeouts.commandMs, `IMAP STATUS ${path === 'INBOX' ? 'INBOX' : '(watched folder)'}`, () => client.close());
     try {
-      // a watched folder without a baseline yet (the first connect) gets it here, so watching starts from now
-      const unprimed = this.watcher.needsPrime();
-      const primeInbox = unprimed.includes('INBOX');
-      const inbox = await status('INBOX', { messages: true, unseen: true, ...(primeInbox ? { uidValidity: true, uidNext: true } : {}) });
+      const inbox = await status('INBOX', { messages: true, unseen: true });
       if (!inbox) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
-      if (primeInbox && inbox.uidValidity !== undefined && inbox.uidNext !== undefined) this.watcher.prime('INBOX', inbox.uidValidity, inbox.uidNext);
-      for (const path of unprimed) {
-        if (path === 'INBOX') continue;
-        const folder = await status(path, { uidValidity: true, uidNext: true }).catch(() => undefined);
-        if (folder && folder.uidValidity !== undefined && folder.uidNext !== undefined) this.watcher.prime(path, folder.uidValidity, folder.uidNext);
-      }
       // the keepalive's turn to check that the watched folders are still the ones watched (watch.ts)
       await this.watcher.verify(async (path) => {
         try {

@@ -32,8 +32,6 @@ interface FolderState {
   lastUid: number;
   /** uid -> id of the tracked messages (insertion order: oldest first). */
   ids: Map<number, string>;
-  /** Taken from the session's STATUS at connect (prime()), before the folder's watch opened: its ids are not read yet. */
-  primed?: boolean;
 }
 
 interface Watch {
@@ -72,7 +70,6 @@ export class ImapWatcher implements MailWatcher {
   readonly #ctx: ImapWatcherContext;
   readonly #states = new Map<string, FolderState>();
   #watches: Watch[] = [];
-  #expected: readonly string[] = [];
   #listener: WatchListener | undefined;
   #generation = 0;
 
@@ -80,40 +77,11 @@ export class ImapWatcher implements MailWatcher {
     this.#ctx = ctx;
   }
 
-  /** The folders start() will get; the connector primes them with its STATUS at connect (needsPrime, prime). */
-  expect(folders: readonly string[]): void {
-    this.#expected = [...new Set(folders)];
-  }
-
-  /** The expected folders whose baseline is not known yet: the connect's STATUS should read their UIDNEXT. */
-  needsPrime(): readonly string[] {
-    return this.#expected.filter((path) => !this.#states.has(path));
-  }
-
-  /**
-   * A folder's baseline from a STATUS on the session's own connection, read while the session connects: what
-   * arrives from then on is new, also what comes before the watch connection has opened the folder.
-   */
-  prime(path: string, uidValidity: bigint, uidNext: number): void {
-    if (this.#states.has(path) || !Number.isSafeInteger(uidNext) || uidNext < 1) return;
-    this.#states.set(path, { uidValidity, lastUid: uidNext - 1, ids: new Map(), primed: true });
-  }
-
-  /**
-   * Opens each folder's watch connection: a folder that cannot be watched is logged, and a connection that
-   * cannot be opened is tried again with the backoff of a lost one.
-   */
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     this.stop();
     const generation = ++this.#generation;
     this.#listener = listener;
-    for (const path of new Set(folders)) {
-      await this.#watchFolder(path, generation).catch((err: unknown) => {
-        if (generation !== this.#generation) return;
-        this.#ctx.logger.warn({ code: isAppError(err) ? err.code : 'INTERNAL_ERROR' }, 'IMAP: opening a watch connection failed; trying again');
-        this.#restart(path, generation, 0);
-      });
-    }
+    for (const path of new Set(folders)) await this.#watchFolder(path, generation);
   }
 
   /** Opens a watch connection on `path` and starts watching; false when the folder cannot be opened. */
@@ -141,9 +109,6 @@ export class ImapWatcher implements MailWatcher {
       return false;
     }
     this.#watches.push(watch);
-    // mail that arrived after the folder's UIDs were read and before the EXISTS listener was on: its EXISTS went
-    // unheard, so look once
-    watch.chain = watch.chain.then(() => this.#fetchNew(watch)).catch((err: unknown) => this.#failed(watch!, err));
     return true;
   }
 
@@ -214,21 +179,12 @@ export class ImapWatcher implements MailWatcher {
     uids.sort((a, b) => a - b);
     let state = this.#states.get(mailbox.path);
     if (state && state.uidValidity !== mailbox.uidValidity) {
-      // also for a baseline from the connect's STATUS: ids of the folder seen since then (a list) are void
       this.#listener?.reset(mailbox.path);
       state = undefined;
     }
     const watch: Watch = { path: mailbox.path, client, uids, state: state ?? { uidValidity: mailbox.uidValidity, lastUid: 0, ids: new Map() }, chain: Promise.resolve(), resyncing: false };
     this.#states.set(mailbox.path, watch.state);
-    if (state?.primed) {
-      // the baseline came from the connect's STATUS: read the ids of what was there then, report what came since
-      delete state.primed;
-      const newest = uids.filter((u) => u <= state!.lastUid).slice(-TRACKED);
-      const rows = newest.length ? await this.#cmd(client, 'FETCH', () => client.fetchAll(newest, MARKS_QUERY, { uid: true })) : [];
-      for (const row of rows.sort((a, b) => a.uid - b.uid)) state.ids.set(row.uid, idOf(mailbox, row));
-      const missed = uids.filter((u) => u > state!.lastUid).slice(-CATCH_UP_MAX);
-      if (missed.length) await this.#report(watch, missed);
-    } else if (state) {
+    if (state) {
       const present = new Set(uids);
       for (const [uid, id] of state.ids) {
         if (present.has(uid)) continue;
