@@ -37,14 +37,14 @@ describe('the POP3 watch baseline is the connect\'s (Dovecot)', () => {
     await dovecot?.close();
   });
 
-  const connector = (type: 'pop3', port: number) =>
+  const pop3Connector = (port: number) =>
     mailServerKind
-      .prepare({ name: 'w', type, host: '127.0.0.1', port, secure: false, tls: { starttls: 'off' }, username: USER, password: 'alice-Secret-1' }, config, {} as KindServices, { owner: 'o' })
+      .prepare({ name: 'w', type: 'pop3', host: '127.0.0.1', port, secure: false, tls: { starttls: 'off' }, username: USER, password: 'alice-Secret-1' }, config, {} as KindServices, { owner: 'o' })
       .createConnector(ctx);
 
   test('POP3: the connect\'s own login takes the baseline (UIDL); start() logs in no more, and the next poll reports what came since', async () => {
     await dovecot.deliver(USER, mail('pop3-before'));
-    const c = connector('pop3', dovecot.ports.pop3);
+    const c = pop3Connector(dovecot.ports.pop3);
     c.watcher!.expect!(['INBOX']);
     const logins = () => dovecot.countLog(logPatterns.pop3Login(USER));
     const before = await logins();

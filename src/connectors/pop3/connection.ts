@@ -58,11 +58,7 @@ export class Pop3Connector implements Connector {
     this.#tokens = tokens;
     this.reader = new Pop3Reader({ use: (fn) => this.#use(fn), open: () => this.#open(), parseMaxBytes: settings.parseMaxBytes });
     this.deleter = new Pop3Changes({ open: () => this.#open() });
-    this.watcher = new Pop3Watcher({
-      use: (fn) => this.#use(fn),
-      loginWaitMs: () => this.#loginWaitMs(),
-      summaryFrom: (link) => this.#stat(link),
-    });
+    this.watcher = new Pop3Watcher({ use: (fn) => this.#use(fn), loginWaitMs: () => this.#loginWaitMs(), summaryFrom: (link) => this.#stat(link) });
   }
 
   /** Proves the settings by a login, STAT and QUIT, whose answer is the summary. */
@@ -129,7 +125,6 @@ export class Pop3Connector implements Connector {
    * at the next poll.
    */
   async #finish(link: Pop3Link): Promise<void> {
-    const baseline = this.watcher.claimBaseline();
     const failed = (what: string) => (err: unknown) => {
       this.#ctx.logger.debug({ code: isAppError(err) ? err.code : 'MAIL_PROTOCOL_ERROR' }, `POP3: reading ${what} after a use failed`);
     };
@@ -139,10 +134,7 @@ export class Pop3Connector implements Connector {
         if (this.#loginDelayMs > 0) this.#ctx.logger.info({ loginDelaySeconds: this.#loginDelayMs / 1000 }, 'the POP3 server asks for a minimum time between logins');
       }, failed('CAPA'));
     }
-    if (baseline) {
-      const entries = link.broken ? undefined : await link.uidl().catch(failed('the watch baseline (UIDL)'));
-      baseline(entries ?? undefined);
-    }
+    await this.watcher.takeBaseline(link).catch(failed('the watch baseline (UIDL)'));
     await link.quit();
   }
 

@@ -2,7 +2,7 @@ import type { MailboxSummary } from '../../domain/connector.js';
 import type { MailWatcher, MessageSummary, WatchListener } from '../../domain/mail.js';
 import { HEADER_MAX_BYTES } from '../../mime/limits.js';
 import { parseMessage } from '../../mime/parse.js';
-import type { MaildropEntry, Pop3Link } from './link.js';
+import type { Pop3Link } from './link.js';
 import { encodeMessageId, summaryOf } from './messages.js';
 
 export interface Pop3WatcherContext {
@@ -33,8 +33,6 @@ export class Pop3Watcher implements MailWatcher {
   #listener: WatchListener | undefined;
   /** INBOX will be watched: the next login takes the baseline on its way out. */
   #wanted = false;
-  /** A baseline is being read on a login's tail. */
-  #taking = false;
 
   constructor(ctx: Pop3WatcherContext) {
     this.#ctx = ctx;
@@ -44,24 +42,17 @@ export class Pop3Watcher implements MailWatcher {
     this.#wanted = folders.some((f) => f.toUpperCase() === 'INBOX');
   }
 
-  /**
-   * When INBOX is to be watched and no baseline is known: marks one as being read and answers where to hand
-   * the login's UIDL (undefined when it could not be read: the first poll takes one then).
-   */
-  claimBaseline(): ((entries: readonly MaildropEntry[] | undefined) => void) | undefined {
-    if (!this.#wanted || this.#known || this.#taking) return undefined;
-    this.#taking = true;
-    return (entries) => {
-      this.#taking = false;
-      if (entries) this.#known ??= new Set(entries.map((e) => e.uid));
-    };
+  /** On a login about to end: the baseline (UIDL) when INBOX is to be watched and none is known yet. */
+  async takeBaseline(link: Pop3Link): Promise<void> {
+    if (!this.#wanted || this.#known || link.broken) return;
+    this.#known = new Set((await link.uidl()).map((e) => e.uid));
   }
 
   async start(folders: readonly string[], listener: WatchListener): Promise<void> {
     // POP3 has INBOX only; the UIDs seen stay from before a reconnect, so what arrived meanwhile is reported
     this.#listener = folders.some((f) => f.toUpperCase() === 'INBOX') ? listener : undefined;
     // a baseline read on the connect's login needs no login of its own; should it have failed, this takes one
-    if (this.#listener && !this.#known && !this.#taking && this.#ctx.loginWaitMs() === 0) await this.poll();
+    if (this.#listener && !this.#known && this.#ctx.loginWaitMs() === 0) await this.poll();
   }
 
   async poll(): Promise<MailboxSummary | void> {
