@@ -102,8 +102,9 @@ export async function createCost(svc: Service, dovecot: DovecotServer, opts: Opt
     {
       protocol: 'pop3',
       variants: [
-        { key: 'broker', label: 'broker POST + DELETE, watch: [] (connect, USER/PASS, STAT, then CAPA and QUIT behind the answer; DELETE sends nothing)', run: broker({ type: 'pop3', port: ports.pop3, secure: false, tls: { starttls: 'off' }, watch: [], ...creds }) },
+        { key: 'broker', label: 'broker POST + DELETE, watch: [] (connect, USER/PASS, STAT, CAPA, QUIT, then the answer; DELETE sends nothing)', run: broker({ type: 'pop3', port: ports.pop3, secure: false, tls: { starttls: 'off' }, watch: [], ...creds }) },
         { key: 'bare', label: 'bare node-pop3 connect + USER/PASS + STAT + QUIT', run: () => ownCpuMs(() => barePop3(ports.pop3)) },
+        { key: 'bareCapa', label: 'bare node-pop3 connect + USER/PASS + STAT + CAPA + QUIT (the broker\'s first login)', run: () => ownCpuMs(() => barePop3(ports.pop3, true)) },
       ],
     },
     {

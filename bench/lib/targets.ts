@@ -7,6 +7,7 @@ import { defaultUsers } from '../../test/harness/dovecot.js';
 import type { Service } from './children.js';
 import type { Options } from './options.js';
 import { within } from './util.js';
+import { readCapabilities } from '../../src/connectors/pop3/capa.js';
 
 export const HOST = '127.0.0.1';
 export const SEQ_USER = 'alice@example.test';
@@ -50,12 +51,17 @@ export async function bareImap(t: Target, status: boolean): Promise<void> {
   }
 }
 
-export async function barePop3(port: number): Promise<void> {
+/**
+ * capa: also reads the CAPA list after STAT, as the service's first login of a session does (for the server's
+ * LOGIN-DELAY); read the way the service must, since node-pop3 knows CAPA only as a one-line command.
+ */
+export async function barePop3(port: number, capa = false): Promise<void> {
   const pop = new Pop3Command({ host: HOST, port, tls: false, user: SEQ_USER, password: SEQ_PASS, timeout: 30_000 });
   (pop as unknown as { on(e: string, f: () => void): void }).on('error', () => {});
   try {
     // login is lazy: STAT connects, sends USER and PASS, then STAT; the same wire work as the service
     await within(pop.STAT(), 30_000, 'bare node-pop3 STAT');
+    if (capa) await within(readCapabilities(pop), 30_000, 'bare node-pop3 CAPA');
     await within(pop.QUIT(), 30_000, 'bare node-pop3 QUIT');
   } catch (err) {
     (pop as unknown as { _socket?: { destroy(): void } | null })._socket?.destroy();
