@@ -212,12 +212,21 @@ export async function measureEvents(dovecot: DovecotServer, tmp: string, opts: O
       : 'the issue\'s figure';
   if (n < 100) throw new Error(`events: the open-file limit ${fdLimit} leaves room for ${n} watching sessions only`);
   const bareCount = Math.min(deliveries, BARE_USERS);
+  log(`events: seeding ${sessions + bareCount} mailboxes; N = ${n} for the idle CPU (${why})`);
   for (const [user] of [...EVENT_USERS.slice(0, sessions), ...EVENT_USERS.slice(SESSION_USERS, SESSION_USERS + bareCount)]) {
     for (let i = 0; i < 3; i++) await dovecot.deliver(user, message(user, `seed-${i}`));
   }
 
   // 1. latency, with `sessions` watching sessions held
-  const svc = await startService('events-watch', tmp, serviceEnv(n, opts), { maxSockets: opts.concurrency + 8, cpuProfDir: opts.cpuProfDir, headers: AUTH });
+  // both services start at once (a start takes seconds on a busy machine); the second holds nothing until 2b
+  const start = (label: string) => startService(label, tmp, serviceEnv(n, opts), { maxSockets: opts.concurrency + 8, cpuProfDir: opts.cpuProfDir, headers: AUTH });
+  const [svcStart, plainStart] = await Promise.allSettled([start('events-watch'), start('events-nowatch')]);
+  if (svcStart.status === 'rejected' || plainStart.status === 'rejected') {
+    for (const s of [svcStart, plainStart]) if (s.status === 'fulfilled') await s.value.stop();
+    throw svcStart.status === 'rejected' ? svcStart.reason : (plainStart as PromiseRejectedResult).reason;
+  }
+  const svc = svcStart.value;
+  const plain = plainStart.value;
   let result: EventsResult['latency'];
   let watchIdle: IdleSide;
   try {
@@ -287,13 +296,15 @@ export async function measureEvents(dovecot: DovecotServer, tmp: string, opts: O
     log(`  events: idle CPU of ${n} watching sessions for ${idleS} s`);
     watchIdle = await idleSide(svc.child.pid, n, idleS);
     svc.child.assertAlive();
+  } catch (err) {
+    await plain.stop();
+    throw err;
   } finally {
     await stopTimed(svc);
   }
 
   // 2b. N sessions with watch: [] (keepalive only)
   let noWatch: IdleSide;
-  const plain = await startService('events-nowatch', tmp, serviceEnv(n, opts), { maxSockets: opts.concurrency + 8, cpuProfDir: opts.cpuProfDir, headers: AUTH });
   try {
     await hold(plain, 0, n, port, sessions, false, opts);
     await sleep(settleMs);
