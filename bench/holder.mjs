@@ -6,6 +6,8 @@
 //
 // Protocol: one JSON command per line on stdin, one JSON answer per line on stdout.
 //   {"cmd":"open","n":..,"concurrency":..,"host":..,"port":..,"users":[[user,pass],..],"status":true,"keepaliveMs":..}
+//     "idle": true instead of "status": each connection EXAMINEs INBOX and IDLEs at once, as the service's watch
+//     connection does (autoIdleDelay 0, IDLE restarted every 4 minutes: src/connectors/imap/connection.ts)
 //   {"cmd":"mem"}  {"cmd":"closeAll"}  {"cmd":"exit"}
 import { createInterface } from 'node:readline';
 import { ImapFlow } from 'imapflow';
@@ -19,6 +21,7 @@ let keepaliveErrors = 0;
 let keepalives = 0;
 
 function options(target, user, pass) {
+  const idle = target.idle ? { disableAutoIdle: false, autoIdleDelay: 0, maxIdleTime: 4 * 60_000 } : { disableAutoIdle: true };
   return {
     host: target.host,
     port: target.port,
@@ -29,8 +32,8 @@ function options(target, user, pass) {
     logger: false,
     connectionTimeout: 15000,
     greetingTimeout: 15000,
-    disableAutoIdle: true,
     clientInfo: { name: 'mail-session-broker' },
+    ...idle,
   };
 }
 
@@ -40,6 +43,7 @@ async function openOne(target, index) {
   client.on('error', () => {});
   await client.connect();
   if (target.status) await client.status('INBOX', { messages: true, unseen: true });
+  if (target.idle) await client.mailboxOpen('INBOX', { readOnly: true });
   client.once('close', () => { drops++; });
   if (target.keepaliveMs > 0) scheduleKeepalive(client, target.keepaliveMs);
   return client;

@@ -1,6 +1,6 @@
 // Benchmarks of issues #7 and #17: what a session costs, how many one process holds, and how the broker compares
 // with the bare libraries, each figure against a baseline measured in the same run.
-//   npm run bench                 full run (about 15 minutes): bench/results/latest.{json,md,svg}
+//   npm run bench                 full run (about 25 minutes): bench/results/latest.{json,md,svg}
 //   npm run bench -- --quick      CI (about 80 s): bench/results/quick.* (not tracked)
 //   npm run bench -- --only=create,pool,read   a part of it
 //   npm run bench -- --quick --no-replicas     all but the replica part (CI: .ci/run); --replicas-only: only it
@@ -16,6 +16,8 @@
 //   churn.ts        heap after GC under create/refresh/close churn (IMAP, POP3, some wrong passwords);
 //   mail-read.ts    reading mail (a page from a big folder, attachment throughput, a parsed big message);
 //   mail-change.ts  changing mail: a bulk move of 10,000 messages (--quick: 1,000) vs bare imapflow;
+//   events.ts       new mail to an SSE client with 1,000 watching sessions vs bare imapflow IDLE; idle CPU of
+//                   N watching sessions vs watch: [] vs bare IDLE (N = 9,000 here: the open-file limit);
 //   replicas.ts     replicas on Redis: inspect through another replica, failover after kill -9, memory per session.
 // Targets that are missed are reported, not failures; the exit code is non-zero only when something broke (a
 // create failed, a process died, a phase timed out).
@@ -39,6 +41,7 @@ import { poolPhase, type PoolResult } from './pool.js';
 import { churnRows, chart, recoveryDefaultRows, rows } from './rows.js';
 import { measureRecoveryDefaults, type DefaultRecovery } from './recovery-defaults.js';
 import { measureChurn, type ChurnResult } from './churn.js';
+import { EVENT_USERS, eventsRows, measureEvents, type EventsResult } from './events.js';
 import { replicaBench, replicaOptions, replicaRows, type ReplicaBenchResult } from './replicas.js';
 
 interface Results {
@@ -59,6 +62,7 @@ interface Results {
   churn?: ChurnResult | undefined;
   recoveryDefaults?: DefaultRecovery[];
   mailChange?: MailChangeResult | undefined;
+  events?: EventsResult | undefined;
   replicas?: ReplicaBenchResult | null;
 }
 
@@ -71,6 +75,7 @@ function writeOutputs(results: Results, base: string): string {
     ...(results.churn ? churnRows(results.churn) : []),
     ...(results.mailRead ? mailReadRows(results.mailRead) : []),
     ...(results.mailChange ? mailChangeRows(results.mailChange) : []),
+    ...(results.events ? eventsRows(results.events) : []),
     ...replicaRows(results.replicas),
   ];
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
@@ -114,6 +119,7 @@ async function main(): Promise<number> {
   let churn: ChurnResult | undefined;
   let recoveryDefaults: DefaultRecovery[] = [];
   let mailChange: MailChangeResult | undefined;
+  let events: EventsResult | undefined;
   let replicas: ReplicaBenchResult | null = null;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'msb-bench-'));
   let dovecot: DovecotServer | undefined;
@@ -150,7 +156,7 @@ async function main(): Promise<number> {
     }
 
     log('starting Dovecot (scale settings)');
-    dovecot = await startDovecot({ scale: true, users: { ...defaultUsers, ...Object.fromEntries(POOL_USERS) } });
+    dovecot = await startDovecot({ scale: true, users: { ...defaultUsers, ...Object.fromEntries(POOL_USERS), ...(opts.only.has('events') ? Object.fromEntries(EVENT_USERS) : {}) } });
     for (const user of [SEQ_USER, ...POOL_USERS.map(([u]) => u)]) {
       for (let i = 0; i < 3; i++) await dovecot.deliver(user, `From: bench@example.test\r\nTo: ${user}\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}@example.test>\r\n\r\nHello ${i}.\r\n`);
     }
@@ -193,6 +199,9 @@ async function main(): Promise<number> {
     // the change side (bench/mail-change.ts): a bulk move against bare imapflow's, with a Dovecot and a service of its own
     if (opts.only.has('change')) mailChange = await measureMailChange({ quick: opts.quick, tmp, log });
 
+    // events (bench/events.ts): new mail to an SSE client, and the idle cost of watching, on this run's Dovecot
+    if (opts.only.has('events')) events = await measureEvents(dovecot, tmp, opts);
+
     // replicas on Redis (bench/replicas.ts), on this run's Dovecot
     if (opts.only.has('replicas')) {
       replicas = await replicaBench({ dovecot, tmp, users: POOL_USERS, serviceEnv: (n, extra) => serviceEnv(n, opts, extra), headers: AUTH, log }, replicaOptions(opts.quick, opts));
@@ -225,6 +234,7 @@ async function main(): Promise<number> {
     churn,
     recoveryDefaults,
     mailChange,
+    events,
     replicas,
   };
   const outDir = path.join(ROOT, 'bench', 'results');

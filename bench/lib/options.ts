@@ -2,7 +2,7 @@
 // (see parseOptions).
 
 /** The measurements of a run, in the order they run. */
-export const MEASUREMENTS = ['create', 'pool', 'recovery', 'churn', 'read', 'change', 'replicas'];
+export const MEASUREMENTS = ['create', 'pool', 'recovery', 'churn', 'read', 'change', 'events', 'replicas'];
 
 export interface Options {
   quick: boolean;
