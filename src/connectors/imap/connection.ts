@@ -101,10 +101,10 @@ export class ImapConnector implements Connector {
 
   async #open(address: string): Promise<void> {
     const client = await this.#dial(address, {}, (client, err) => {
-      // a client we replaced or closed ourselves is not a drop
+      // a client we replaced or closed ourselves (a LOGOUT at close) is not a drop: no error is made for it
       if (this.#client === client) {
         this.#client = undefined;
-        this.#ctx.onDrop(err);
+        this.#ctx.onDrop(err());
       }
     });
     this.#address = address;
@@ -120,11 +120,14 @@ export class ImapConnector implements Connector {
   async #watchClient(onClose: (err: AppError) => void): Promise<ImapFlow> {
     const address = this.#address;
     if (!address) throw toImapError({ code: 'NoConnection', message: 'not connected' }, this.#errorContext());
-    return this.#dial(address, { disableAutoIdle: false, autoIdleDelay: 0, maxIdleTime: WATCH_IDLE_RESTART_MS }, (_client, err) => onClose(err));
+    return this.#dial(address, { disableAutoIdle: false, autoIdleDelay: 0, maxIdleTime: WATCH_IDLE_RESTART_MS }, (_client, err) => onClose(err()));
   }
 
-  /** Connects and logs in one imapflow client; `onClose` hears of its end (with the last error) once it was up. */
-  async #dial(address: string, extra: Partial<ImapFlowOptions>, onClose: (client: ImapFlow, err: AppError) => void): Promise<ImapFlow> {
+  /**
+   * Connects and logs in one imapflow client; `onClose` hears of its end once it was up, with a function that
+   * makes the error of the end (from the last error), which an expected end never needs.
+   */
+  async #dial(address: string, extra: Partial<ImapFlowOptions>, onClose: (client: ImapFlow, err: () => AppError) => void): Promise<ImapFlow> {
     const s = this.#settings;
     const tls = tlsOptions(s.host, s.tls);
     const client = new ImapFlow({
@@ -153,7 +156,7 @@ export class ImapConnector implements Connector {
       this.#ctx.logger.warn({ err: toImapError(err, this.#errorContext()) }, 'imap connection error');
     });
     client.once('close', () => {
-      if (up) onClose(client, toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
+      if (up) onClose(client, () => toImapError(lastError ?? { code: 'EConnectionClosed', message: 'connection closed by the server' }, this.#errorContext()));
     });
     this.#connecting = client;
     try {
@@ -183,10 +186,12 @@ export class ImapConnector implements Connector {
     const status = (path: string, query: { messages?: boolean; unseen?: boolean; uidValidity?: boolean }) =>
       withDeadline(client.status(path, query), this.#settings.timeouts.commandMs, `IMAP STATUS ${path === 'INBOX' ? 'INBOX' : '(watched folder)'}`, () => client.close());
     try {
-      const inbox = await status('INBOX', { messages: true, unseen: true });
+      // UIDVALIDITY too: INBOX, the watched folder by default, is then checked (below) without a STATUS of its own
+      const inbox = await status('INBOX', { messages: true, unseen: true, uidValidity: true });
       if (!inbox) throw { code: 'EPROTOCOL', message: 'STATUS INBOX returned nothing' };
       // the keepalive's turn to check that the watched folders are still the ones watched (watch.ts)
       await this.watcher.verify(async (path) => {
+        if (/^inbox$/i.test(path)) return inbox.uidValidity;
         try {
           const folder = await status(path, { uidValidity: true });
           return folder ? folder.uidValidity : undefined;
