@@ -57,7 +57,7 @@ describe('identity provider transport failures through the HTTP API', () => {
   test('an authority that accepts and never answers: no answer in time (ETIMEDOUT) after MSB_CONNECT_TIMEOUT_MS', async (t) => {
     const a = await app(t, { MSB_OAUTH_AUTHORITY_HOST: `127.0.0.1:${silent.port}`, MSB_CONNECT_TIMEOUT_MS: '500' });
     // nothing is timed: without a deadline the request would hang, and this cuts it (far later) so that
-    // the test fails on the reason ("socket hang up") instead of hanging the suite
+    // the test fails on the reason (a cut connection, not ETIMEDOUT) instead of hanging the suite
     const breaker = setTimeout(() => void silent.close(), 30_000);
     t.after(() => clearTimeout(breaker));
     const problem = assertProblem(await create(a, ropc('idp-silent')), 'OAUTH_PROVIDER_UNAVAILABLE');
