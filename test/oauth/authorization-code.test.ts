@@ -236,6 +236,41 @@ describe('OAuth2 authorization code flow through the HTTP API', () => {
     assert.equal((await call(a, 'GET', '/v1/sessions/long-alice')).json().state, 'connected');
   });
 
+  test('a redirect with neither code nor error fails the session with OAUTH_PROVIDER_ERROR; no code is redeemed', async (t) => {
+    const a = await app(t);
+    const s = (await call(a, 'POST', '/v1/sessions', session('bare-carol', USERS.carol))).json();
+    const state = new URL(s.authorizationUrl).searchParams.get('state')!;
+    const redeemed = world.idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length;
+    const res = await call(a, 'GET', `/v1/oauth2/callback?state=${state}`, undefined, { accept: 'application/json' });
+    assert.match(String(assertProblem(res, 'OAUTH_PROVIDER_ERROR').detail), /redirected without a code or an error/);
+    const failed = (await call(a, 'GET', '/v1/sessions/bare-carol')).json();
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.lastError.code, 'OAUTH_PROVIDER_ERROR');
+    assert.equal(world.idp.tokenRequests.filter((r) => r.grantType === 'authorization_code').length, redeemed);
+  });
+
+  test('a refresh refused without an AADSTS number (another token service) asks for a new sign-in; the log gives the reason as sent', async (t) => {
+    const a = await app(t);
+    const logs = logSets.at(-1)!;
+    world.idp.accessTokenLifetime = 240;
+    t.after(() => {
+      world.idp.accessTokenLifetime = 3600;
+      world.idp.hostile = undefined;
+    });
+    const s = (await call(a, 'POST', '/v1/sessions', session('sts-bob', USERS.bob))).json();
+    const cb = await signInOverHttp(s.authorizationUrl, { caPem: world.certs.caPem, username: USERS.bob.name, password: USERS.bob.password });
+    assert.equal((await call(a, 'GET', local(cb))).statusCode, 200);
+    // RFC 6749's answer to a revoked grant, without Azure AD's error_codes
+    world.idp.hostile = { where: 'token', status: 400, body: '{"error":"invalid_grant","error_description":"The grant was revoked."}', headers: { 'content-type': 'application/json' } };
+    await sleep(5);
+    const refused = (await call(a, 'GET', '/v1/sessions/sts-bob?refresh=true')).json();
+    assert.equal(refused.state, 'awaiting_authorization');
+    assert.equal(refused.lastError.code, 'AUTHORIZATION_REQUIRED');
+    assert.match(refused.lastError.message, /can no longer be refreshed/);
+    const said = logs.map((l) => JSON.parse(l) as { msg?: string; reason?: string }).filter((l) => l.msg?.startsWith('the stored sign-in cannot be refreshed'));
+    assert.deepEqual(said.map((l) => l.reason), ['invalid_grant']);
+  });
+
   test('closing a session withdraws its pending sign-in', async (t) => {
     const a = await app(t);
     const s = (await call(a, 'POST', '/v1/sessions', session('gone-carol', USERS.carol))).json();
