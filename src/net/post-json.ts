@@ -1,16 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { pinnedLookup } from './pinned-lookup.js';
 import type { SecureContext } from 'node:tls';
-
-/** A lookup that answers with the address the outbound policy approved, so a second DNS answer cannot swap it. */
-export function pinnedLookup(address: string): LookupFunction {
-  const family = isIP(address);
-  return (_hostname, options, callback) => {
-    if (options.all) (callback as (err: null, all: { address: string; family: number }[]) => void)(null, [{ address, family }]);
-    else callback(null, address, family);
-  };
-}
 
 /**
  * POSTs `body` to `url`, connecting to `address` (already checked by the outbound policy; TLS still

@@ -1,8 +1,8 @@
 import type { LookupFunction } from 'node:net';
-import { isIP } from 'node:net';
 import { Agent, request } from 'node:https';
 import type { SecureContext } from 'node:tls';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+import { pinnedLookup } from '../net/pinned-lookup.js';
 
 /** The last transport failure seen, kept because MSAL reports a failed discovery only as "endpoints_resolution_error". */
 export interface TransportFailure {
@@ -15,15 +15,6 @@ export interface TransportFailure {
 
 /** Checks a destination and returns the address to connect to (the outbound policy). */
 export type DestinationGuard = (host: string, port: number) => Promise<string>;
-
-/** A lookup that answers with an address checked beforehand, so a second DNS answer cannot swap it. */
-function pinnedLookup(address: string): LookupFunction {
-  const family = isIP(address);
-  return (_hostname, options, callback) => {
-    if (options.all) (callback as (err: null, addresses: { address: string; family: number }[]) => void)(null, [{ address, family }]);
-    else callback(null, address, family);
-  };
-}
 
 const MAX_BODY = 1_048_576;
 
@@ -77,7 +68,12 @@ export class HttpsNetworkClient implements INetworkModule {
   #request<T>(method: string, url: string, options: NetworkRequestOptions | undefined, timeout: number | undefined, lookup: LookupFunction | undefined): Promise<NetworkResponse<T>> {
     const deadline = Math.min(timeout ?? this.#timeoutMs, this.#timeoutMs);
     return new Promise((resolve, reject) => {
+      // the first failure is the reason: after a destroy (answer too large, deadline) Node also reports the
+      // abort (ECONNRESET), which must not replace it
+      let failed = false;
       const fail = (err: NodeJS.ErrnoException) => {
+        if (failed) return;
+        failed = true;
         this.lastFailure = { ...(err.code ? { code: err.code } : {}), message: err.message, at: Date.now() };
         reject(err);
       };

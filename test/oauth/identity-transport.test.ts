@@ -132,3 +132,20 @@ test('a guarded request connects to the address the guard returned, and TLS stil
   assert.equal(res.body.issuer, `${world.idp.origin}/${world.idp.tenantId}/v2.0`);
   assert.deepEqual(asked, [['localhost', port], ['localhost', port]]);
 });
+
+/**
+ * The first failure of a request is its reason: an answer cut off for being too large is destroyed, and Node then
+ * also reports the abort (ECONNRESET) of that answer, which must not replace the reason an operator reads.
+ */
+test('an answer too large stays the reason after the abort that follows it', async (t) => {
+  const world = await startEwsWorld();
+  t.after(() => world.close());
+  world.idp.hostile = { status: 200, body: `{"pad":"${'p'.repeat(1_572_864)}"}`, headers: { 'content-type': 'application/json' }, where: 'all' };
+  const client = new HttpsNetworkClient(outboundSecureContext(world.certs.caFile), 5000);
+  t.after(() => client.close());
+  const url = `${world.idp.origin}/${world.idp.tenantId}/v2.0/.well-known/openid-configuration`;
+  await assert.rejects(client.sendGetRequestAsync(url, {}), { code: 'EMSGSIZE' });
+  // let the destroyed answer report what it has to report
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(client.lastFailure?.code, 'EMSGSIZE');
+});
