@@ -88,14 +88,16 @@ export function rows(create: CreateCost[], pool: PoolResult[], lifecycle: Lifecy
 
 export function chart(pool: PoolResult[], m: Machine, opts: Options, date: string): string {
   const pts = (f: (p: PoolResult) => number | undefined) => pool.map((p) => ({ x: p.n, y: f(p) ?? Number.NaN }));
+  // an RSS delta that is not positive (a GC between the two readings, at small N) is the allocator's noise: not drawn
+  const rss = (v: number | undefined) => (v !== undefined && v > 0 ? v : undefined);
   return svgChart(
     [
       {
         title: 'Memory per held IMAP session',
         yLabel: 'KiB per session',
         series: [
-          { label: 'broker RSS', color: '#1f77b4', points: pts((p) => p.broker.rssPerSessionKiB) },
-          { label: 'bare imapflow RSS', color: '#ff7f0e', points: pts((p) => p.bare?.rssPerSessionKiB) },
+          { label: 'broker RSS', color: '#1f77b4', points: pts((p) => rss(p.broker.rssPerSessionKiB)) },
+          { label: 'bare imapflow RSS', color: '#ff7f0e', points: pts((p) => rss(p.bare?.rssPerSessionKiB)) },
           { label: 'broker heap (after GC)', color: '#1f77b4', dashed: true, points: pts((p) => p.broker.heapPerSessionKiB) },
           { label: 'bare imapflow heap (after GC)', color: '#ff7f0e', dashed: true, points: pts((p) => p.bare?.heapPerSessionKiB) },
         ],

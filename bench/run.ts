@@ -1,7 +1,7 @@
 // Benchmarks of issues #7 and #17: what a session costs, how many one process holds, and how the broker compares
 // with the bare libraries, each figure against a baseline measured in the same run.
 //   npm run bench                 full run (about 25 minutes): bench/results/latest.{json,md,svg}
-//   npm run bench -- --quick      CI (about 80 s): bench/results/quick.* (not tracked)
+//   npm run bench -- --quick      CI (about 3 minutes): bench/results/quick.* (not tracked)
 //   npm run bench -- --only=create,pool,read   a part of it
 //   npm run bench -- --quick --no-replicas     all but the replica part (CI: .ci/run); --replicas-only: only it
 //   npm run bench -- --link=10ms  create cost over an emulated link (Toxiproxy, 10 ms each way, installed by
