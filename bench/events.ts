@@ -17,6 +17,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImapFlow } from 'imapflow';
 import type { DovecotServer } from '../test/harness/dovecot.js';
+import { onSseFrames } from '../test/harness/sse-client.js';
 import { startHolder, startService, type Service } from './lib/children.js';
 import type { Options } from './lib/options.js';
 import { openFileLimit, sampleProc } from './lib/proc.js';
@@ -70,7 +71,7 @@ interface Frame {
   body: { session?: string; data?: { subject?: string | null } };
 }
 
-/** GET /v1/events on a real socket, frames parsed as they arrive (as test/routes/events-dovecot.test.ts reads them). */
+/** GET /v1/events on a real socket, frames parsed as they arrive (test/harness/sse-client.ts, as the tests read them). */
 async function openEvents(port: number, onFrame: (f: Frame) => void): Promise<{ close(): void; ended: Promise<void> }> {
   let res!: IncomingMessage;
   await new Promise<void>((resolve, reject) => {
@@ -82,18 +83,9 @@ async function openEvents(port: number, onFrame: (f: Frame) => void): Promise<{ 
     req.end();
   });
   if (res.statusCode !== 200) throw new Error(`GET /v1/events answered ${res.statusCode}`);
-  let buffer = '';
   let closing = false;
-  res.setEncoding('utf8');
-  res.on('data', (chunk: string) => {
-    buffer += chunk;
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-      if (fields.data) onFrame({ type: fields.event ?? '', body: JSON.parse(fields.data) as Frame['body'] });
-    }
+  onSseFrames(res, (frame) => {
+    if (frame.data) onFrame({ type: frame.event ?? '', body: JSON.parse(frame.data) as Frame['body'] });
   });
   const ended = new Promise<void>((resolve) => res.once('close', () => resolve()));
   void ended.then(() => {

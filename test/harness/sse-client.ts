@@ -8,6 +8,30 @@ export interface SseEvent {
   body: Record<string, any>;
 }
 
+/** One frame of an event stream: its fields (the last of each name) and its comment lines (": ..."). */
+export interface SseFrame {
+  id?: string;
+  event?: string;
+  data?: string;
+  comments: string[];
+}
+
+/** Parses `res` as an event stream, calling `onFrame` for each frame as it arrives. */
+export function onSseFrames(res: IncomingMessage, onFrame: (frame: SseFrame) => void): void {
+  let buffer = '';
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const lines = buffer.slice(0, end).split('\n');
+      buffer = buffer.slice(end + 2);
+      const fields = Object.fromEntries(lines.filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+      onFrame({ ...fields, comments: lines.filter((l) => l.startsWith(':')) });
+    }
+  });
+}
+
 export function openEventStream(port: number, path: string, headers: Record<string, string> = {}) {
   const events: SseEvent[] = [];
   let response: IncomingMessage | undefined;
@@ -15,19 +39,10 @@ export function openEventStream(port: number, path: string, headers: Record<stri
   const ready = new Promise<IncomingMessage>((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
       response = res;
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-          if (fields.data) events.push({ id: fields.id!, type: fields.event!, body: JSON.parse(fields.data) });
-          for (const w of waiters) w();
-          waiters = [];
-        }
+      onSseFrames(res, (frame) => {
+        if (frame.data) events.push({ id: frame.id!, type: frame.event!, body: JSON.parse(frame.data) });
+        for (const w of waiters) w();
+        waiters = [];
       });
       resolve(res);
     });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { onSseFrames } from '../harness/sse-client.js';
 import { build } from '../helper.js';
 import { startDovecot, type DovecotServer } from '../harness/dovecot.js';
 
@@ -19,20 +20,11 @@ function openStream(port: number, path: string, headers: Record<string, string> 
   const ready = new Promise<IncomingMessage>((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
       response = res;
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-          for (const l of frame.split('\n').filter((l) => l.startsWith(':'))) comments.push(l);
-          if (fields.data) events.push({ id: fields.id!, type: fields.event!, body: JSON.parse(fields.data) });
-          for (const w of waiters) w();
-          waiters = [];
-        }
+      onSseFrames(res, (frame) => {
+        comments.push(...frame.comments);
+        if (frame.data) events.push({ id: frame.id!, type: frame.event!, body: JSON.parse(frame.data) });
+        for (const w of waiters) w();
+        waiters = [];
       });
       resolve(res);
     });

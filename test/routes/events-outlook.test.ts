@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { onSseFrames } from '../harness/sse-client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeId } from '../../src/domain/mail.js';
 import { build, type TestApp } from '../helper.js';
@@ -23,17 +24,8 @@ function openStream(port: number, path: string) {
   const ready = new Promise<IncomingMessage>((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path }, (res) => {
       response = res;
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-          if (fields.data) events.push({ id: fields.id!, type: fields.event!, body: JSON.parse(fields.data) });
-        }
+      onSseFrames(res, (frame) => {
+        if (frame.data) events.push({ id: frame.id!, type: frame.event!, body: JSON.parse(frame.data) });
       });
       resolve(res);
     });
