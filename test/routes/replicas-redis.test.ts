@@ -8,6 +8,7 @@ import { build, type TestApp } from '../helper.js';
 import { assertProblem } from '../problem-assert.js';
 import { defaultUsers, startDovecot, type DovecotServer } from '../harness/dovecot.js';
 import { freePort } from '../harness/ports.js';
+import { onSseFrames } from '../harness/sse-client.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 import { ReplicaSigner } from '../../src/cluster/forwarding.js';
 import { encodeId } from '../../src/domain/mail.js';
@@ -59,16 +60,8 @@ function events(port: number, path: string) {
   const received: { type: string; session: string; data: Record<string, any> }[] = [];
   let close = () => {};
   const req = request({ host: '127.0.0.1', port, path }, (res) => {
-    let buffer = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      buffer += chunk;
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const data = buffer.slice(0, end).split('\n').find((l) => l.startsWith('data: '));
-        buffer = buffer.slice(end + 2);
-        if (data) received.push(JSON.parse(data.slice(6)));
-      }
+    onSseFrames(res, (frame) => {
+      if (frame.data) received.push(JSON.parse(frame.data));
     });
     close = () => res.destroy();
   });
