@@ -18,6 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImapFlow } from 'imapflow';
 import type { DovecotServer } from '../test/harness/dovecot.js';
 import { onSseFrames } from '../test/harness/sse-client.js';
+// the query of the service's watcher on new mail (src/connectors/imap/watch.ts), so the bare baseline fetches the same
+import { SUMMARY_QUERY } from '../src/connectors/imap/access.js';
 import { startHolder, startService, type Service } from './lib/children.js';
 import type { Options } from './lib/options.js';
 import { openFileLimit, sampleProc } from './lib/proc.js';
@@ -33,8 +35,6 @@ import { f1, f2 } from './rows.js';
 const SESSION_USERS = 1000;
 const BARE_USERS = 200;
 export const EVENT_USERS: [string, string][] = Array.from({ length: SESSION_USERS + BARE_USERS }, (_, i) => [`ev${String(i).padStart(4, '0')}@example.test`, `ev-Secret-${i}`]);
-/** The fetches of the service's watcher on new mail (src/connectors/imap/watch.ts, SUMMARY_QUERY of access.ts). */
-const SUMMARY_QUERY = { uid: true, flags: true, envelope: true, internalDate: true, size: true, bodyStructure: true };
 /** The issue's figure; each watching session holds two connections (its own and its IDLE one). */
 const ISSUE_IDLE_N = 10_000;
 /** Time between two deliveries (broker and bare alternating): about 20 in flight at once. */
